@@ -1,0 +1,191 @@
+//! The storage port. A backend (SQLite, PostgreSQL) implements [`Store`], which hands out
+//! transactions implementing [`Tx`]: small, synchronous, SQL-shaped operations. The rules and
+//! algorithms that combine them (identity resolution, merges, ingestion) live in `ciclo-core`
+//! and are written once for every backend.
+//!
+//! Every [`Tx`] method takes the workspace id: no operation reads across workspaces.
+//! Calls are blocking; async callers run them on a blocking thread.
+
+mod records;
+
+pub use records::*;
+
+use ciclo_domain::customer::{Customer, OrderStats};
+use ciclo_domain::event::Event;
+use ciclo_domain::identity::{Identity, IdentityKey};
+use ciclo_domain::ids::*;
+use ciclo_domain::operator::{ApiKey, Membership, Operator, Role, Session, Workspace};
+use ciclo_domain::order::Order;
+use ciclo_domain::Timestamp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken (the constraint's name says which).
+    #[error("conflict on {0}")]
+    Conflict(String),
+    /// The transaction lost a race (serialization failure, deadlock, busy database) and may be
+    /// run again from the start.
+    #[error("transient failure, retry: {0}")]
+    Retry(String),
+    /// Anything else from the backend: logged, never shown to users.
+    #[error("backend failure: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which backend a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendKind {
+    /// A file path (`sqlite:///var/lib/ciclo/ciclo.db`, `sqlite://data/ciclo.db`, `sqlite::memory:`).
+    Sqlite(String),
+    /// A libpq-style URL, passed through (`postgres://user@host/db`).
+    Postgres(String),
+}
+
+impl BackendKind {
+    pub fn from_url(url: &str) -> Result<BackendKind, String> {
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            Ok(BackendKind::Sqlite(rest.to_string()))
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            Ok(BackendKind::Sqlite(rest.to_string()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(BackendKind::Postgres(url.to_string()))
+        } else {
+            Err(format!("unsupported database URL {url:?}: expected sqlite://PATH or postgres://…"))
+        }
+    }
+}
+
+/// A database. `write` and `read` run a closure in one transaction; `write` commits when the
+/// closure returns `Ok` and rolls back otherwise. On [`StoreError::Retry`] the backend may call the
+/// closure again, so it must not have effects outside the transaction.
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Brings the schema to the latest version; safe to run concurrently from several processes.
+    fn migrate(&self) -> StoreResult<()>;
+    fn write(&self, work: &mut dyn FnMut(&mut dyn Tx) -> StoreResult<()>) -> StoreResult<()>;
+    fn read(&self, work: &mut dyn FnMut(&mut dyn Tx) -> StoreResult<()>) -> StoreResult<()>;
+}
+
+/// Runs `work` in a write transaction and returns its value.
+pub fn write<T>(store: &dyn Store, mut work: impl FnMut(&mut dyn Tx) -> StoreResult<T>) -> StoreResult<T> {
+    let mut out = None;
+    store.write(&mut |tx| {
+        out = Some(work(tx)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| StoreError::Backend("transaction produced no value".into()))
+}
+
+/// Runs `work` in a read transaction (one consistent snapshot) and returns its value.
+pub fn read<T>(store: &dyn Store, mut work: impl FnMut(&mut dyn Tx) -> StoreResult<T>) -> StoreResult<T> {
+    let mut out = None;
+    store.read(&mut |tx| {
+        out = Some(work(tx)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| StoreError::Backend("transaction produced no value".into()))
+}
+
+/// The operations of one transaction. Methods that write are only called inside `Store::write`.
+pub trait Tx {
+    // --- workspaces, operators, sessions, keys -------------------------------------------------
+    fn insert_workspace(&mut self, workspace: &Workspace) -> StoreResult<()>;
+    fn update_workspace(&mut self, workspace: &Workspace) -> StoreResult<()>;
+    fn get_workspace(&mut self, id: &WorkspaceId) -> StoreResult<Option<Workspace>>;
+    fn workspace_by_write_key(&mut self, write_key: &str) -> StoreResult<Option<Workspace>>;
+    fn count_workspaces(&mut self) -> StoreResult<i64>;
+
+    /// Fails with `Conflict("operators_email")` when the email is taken.
+    fn insert_operator(&mut self, operator: &Operator) -> StoreResult<()>;
+    fn update_operator(&mut self, operator: &Operator) -> StoreResult<()>;
+    fn get_operator(&mut self, id: &OperatorId) -> StoreResult<Option<Operator>>;
+    /// Emails are stored and matched in lower case.
+    fn operator_by_email(&mut self, email: &str) -> StoreResult<Option<Operator>>;
+    /// Inserts or changes the operator's role in the workspace.
+    fn upsert_membership(&mut self, membership: &Membership) -> StoreResult<()>;
+    fn delete_membership(&mut self, workspace: &WorkspaceId, operator: &OperatorId) -> StoreResult<()>;
+    fn membership(&mut self, workspace: &WorkspaceId, operator: &OperatorId) -> StoreResult<Option<Role>>;
+    /// Members of a workspace, ordered by operator email.
+    fn list_members(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<(Operator, Role)>>;
+    /// The workspaces an operator belongs to, ordered by name.
+    fn workspaces_of_operator(&mut self, operator: &OperatorId) -> StoreResult<Vec<(Workspace, Role)>>;
+
+    fn insert_session(&mut self, session: &Session) -> StoreResult<()>;
+    fn session_by_token_hash(&mut self, token_hash: &str) -> StoreResult<Option<Session>>;
+    fn delete_session(&mut self, token_hash: &str) -> StoreResult<()>;
+
+    fn insert_api_key(&mut self, key: &ApiKey) -> StoreResult<()>;
+    fn api_key_by_hash(&mut self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
+    /// Keys of a workspace, newest first, revoked ones included.
+    fn list_api_keys(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<ApiKey>>;
+    /// Sets `revoked_at`; `NotFound` when no such key is in this workspace.
+    fn revoke_api_key(&mut self, workspace: &WorkspaceId, id: &ApiKeyId, at: Timestamp) -> StoreResult<()>;
+    fn touch_api_key(&mut self, workspace: &WorkspaceId, id: &ApiKeyId, at: Timestamp) -> StoreResult<()>;
+
+    // --- customers -----------------------------------------------------------------------------
+    fn insert_customer(&mut self, customer: &Customer) -> StoreResult<()>;
+    /// Writes every column of the row (the caller read, changed and now writes it back).
+    fn update_customer(&mut self, customer: &Customer) -> StoreResult<()>;
+    fn get_customer(&mut self, workspace: &WorkspaceId, id: &CustomerId) -> StoreResult<Option<Customer>>;
+    fn get_customers(&mut self, workspace: &WorkspaceId, ids: &[CustomerId]) -> StoreResult<Vec<Customer>>;
+    /// Deletes the profile and everything that belongs to it (identities, events, orders with
+    /// items, merge and conflict records that name it).
+    fn delete_customer(&mut self, workspace: &WorkspaceId, id: &CustomerId) -> StoreResult<()>;
+    /// Surviving profiles (`merged_into` is null) matching the query, ordered by the query's sort.
+    fn list_customers(&mut self, workspace: &WorkspaceId, query: &CustomerQuery) -> StoreResult<Vec<Customer>>;
+    fn count_customers(&mut self, workspace: &WorkspaceId) -> StoreResult<i64>;
+    /// Profiles merged directly into `root` (`merged_into = root`).
+    fn merged_children(&mut self, workspace: &WorkspaceId, root: &CustomerId) -> StoreResult<Vec<CustomerId>>;
+
+    // --- identity graph ------------------------------------------------------------------------
+    /// The identities among `keys` that exist.
+    fn find_identities(&mut self, workspace: &WorkspaceId, keys: &[IdentityKey]) -> StoreResult<Vec<Identity>>;
+    /// Inserts the identity unless the key exists; returns whether it was inserted.
+    fn insert_identity(&mut self, workspace: &WorkspaceId, identity: &Identity) -> StoreResult<bool>;
+    /// Identities owned by any of these profiles, ordered by kind then value.
+    fn identities_of(&mut self, workspace: &WorkspaceId, customers: &[CustomerId]) -> StoreResult<Vec<Identity>>;
+    fn delete_identity(&mut self, workspace: &WorkspaceId, key: &IdentityKey) -> StoreResult<()>;
+
+    fn insert_merge(&mut self, merge: &MergeRecord) -> StoreResult<()>;
+    fn get_merge(&mut self, workspace: &WorkspaceId, id: &MergeId) -> StoreResult<Option<MergeRecord>>;
+    fn update_merge(&mut self, merge: &MergeRecord) -> StoreResult<()>;
+    /// Merges in which any of these profiles is winner or loser, newest first.
+    fn merges_of(&mut self, workspace: &WorkspaceId, customers: &[CustomerId]) -> StoreResult<Vec<MergeRecord>>;
+
+    fn insert_conflict(&mut self, conflict: &IdentityConflict) -> StoreResult<()>;
+    fn update_conflict(&mut self, conflict: &IdentityConflict) -> StoreResult<()>;
+    fn get_conflict(&mut self, workspace: &WorkspaceId, id: &ConflictId) -> StoreResult<Option<IdentityConflict>>;
+    /// Conflicts of the workspace (open ones only when `open_only`), newest first.
+    fn list_conflicts(&mut self, workspace: &WorkspaceId, open_only: bool, limit: i64) -> StoreResult<Vec<IdentityConflict>>;
+
+    // --- events and timeline -------------------------------------------------------------------
+    /// The message ids among `message_ids` already stored in this workspace.
+    fn existing_message_ids(&mut self, workspace: &WorkspaceId, message_ids: &[String]) -> StoreResult<Vec<String>>;
+    /// Inserts events; one whose `message_id` exists already is skipped. Returns, per input,
+    /// whether it was inserted.
+    fn insert_events(&mut self, events: &[Event]) -> StoreResult<Vec<bool>>;
+    /// Events of these profiles, newest first (by timestamp, then id), after the cursor.
+    fn timeline(&mut self, workspace: &WorkspaceId, customers: &[CustomerId], query: &TimelineQuery) -> StoreResult<Vec<Event>>;
+    fn count_events(&mut self, workspace: &WorkspaceId) -> StoreResult<i64>;
+
+    // --- orders --------------------------------------------------------------------------------
+    /// Inserts the order with its items unless an order with that external id exists in the
+    /// workspace; returns whether it was inserted.
+    fn insert_order(&mut self, order: &Order) -> StoreResult<bool>;
+    /// Orders of these profiles, newest first, with items.
+    fn orders_of(&mut self, workspace: &WorkspaceId, customers: &[CustomerId], limit: i64) -> StoreResult<Vec<Order>>;
+    /// Order stats summed over these profiles (used to recompute a profile after a merge or undo).
+    fn order_stats_of(&mut self, workspace: &WorkspaceId, customers: &[CustomerId]) -> StoreResult<OrderStats>;
+
+    // --- imports -------------------------------------------------------------------------------
+    fn insert_import(&mut self, import: &ImportRun) -> StoreResult<()>;
+    fn update_import(&mut self, import: &ImportRun) -> StoreResult<()>;
+    fn get_import(&mut self, workspace: &WorkspaceId, id: &ImportId) -> StoreResult<Option<ImportRun>>;
+    /// Newest first.
+    fn list_imports(&mut self, workspace: &WorkspaceId, limit: i64) -> StoreResult<Vec<ImportRun>>;
+}
