@@ -6,6 +6,8 @@
 //! Every [`Tx`] method takes the workspace id: no operation reads across workspaces.
 //! Calls are blocking; async callers run them on a blocking thread.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod records;
 
 pub use records::*;
@@ -131,6 +133,15 @@ pub trait Tx {
     fn insert_customer(&mut self, customer: &Customer) -> StoreResult<()>;
     /// Writes every column of the row (the caller read, changed and now writes it back).
     fn update_customer(&mut self, customer: &Customer) -> StoreResult<()>;
+    /// Bulk form of `insert_customer` (ingestion creates many at once); backends may override
+    /// it with one round trip.
+    fn insert_customers(&mut self, customers: &[Customer]) -> StoreResult<()> {
+        customers.iter().try_for_each(|c| self.insert_customer(c))
+    }
+    /// Bulk form of `update_customer`; backends may override it with one round trip.
+    fn update_customers(&mut self, customers: &[Customer]) -> StoreResult<()> {
+        customers.iter().try_for_each(|c| self.update_customer(c))
+    }
     fn get_customer(&mut self, workspace: &WorkspaceId, id: &CustomerId) -> StoreResult<Option<Customer>>;
     fn get_customers(&mut self, workspace: &WorkspaceId, ids: &[CustomerId]) -> StoreResult<Vec<Customer>>;
     /// Deletes the profile and everything that belongs to it (identities, events, orders with
@@ -147,6 +158,10 @@ pub trait Tx {
     fn find_identities(&mut self, workspace: &WorkspaceId, keys: &[IdentityKey]) -> StoreResult<Vec<Identity>>;
     /// Inserts the identity unless the key exists; returns whether it was inserted.
     fn insert_identity(&mut self, workspace: &WorkspaceId, identity: &Identity) -> StoreResult<bool>;
+    /// Bulk form of `insert_identity`; backends may override it with one round trip.
+    fn insert_identities(&mut self, workspace: &WorkspaceId, identities: &[Identity]) -> StoreResult<Vec<bool>> {
+        identities.iter().map(|i| self.insert_identity(workspace, i)).collect()
+    }
     /// Identities owned by any of these profiles, ordered by kind then value.
     fn identities_of(&mut self, workspace: &WorkspaceId, customers: &[CustomerId]) -> StoreResult<Vec<Identity>>;
     fn delete_identity(&mut self, workspace: &WorkspaceId, key: &IdentityKey) -> StoreResult<()>;
@@ -179,6 +194,8 @@ pub trait Tx {
     fn insert_order(&mut self, order: &Order) -> StoreResult<bool>;
     /// Orders of these profiles, newest first, with items.
     fn orders_of(&mut self, workspace: &WorkspaceId, customers: &[CustomerId], limit: i64) -> StoreResult<Vec<Order>>;
+    /// Every order of the workspace in id order, after `after` (for export), with items.
+    fn list_orders(&mut self, workspace: &WorkspaceId, after: Option<&OrderId>, limit: i64) -> StoreResult<Vec<Order>>;
     /// Order stats summed over these profiles (used to recompute a profile after a merge or undo).
     fn order_stats_of(&mut self, workspace: &WorkspaceId, customers: &[CustomerId]) -> StoreResult<OrderStats>;
 
