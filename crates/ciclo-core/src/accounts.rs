@@ -74,12 +74,20 @@ pub fn hash_password(password: &str) -> CoreResult<String> {
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 fn validate_password(password: &str) -> CoreResult<()> {
     if password.chars().count() < 10 {
-        return Err(CoreError::invalid("weak_password", "password", "use at least 10 characters"));
+        return Err(CoreError::invalid(
+            "weak_password",
+            "password",
+            "use at least 10 characters",
+        ));
     }
     Ok(())
 }
@@ -117,22 +125,40 @@ impl Default for NewWorkspace {
 
 impl Ciclo {
     /// On first start (no workspace yet) creates a workspace and its owner; otherwise `None`.
-    pub fn bootstrap(&self, settings: NewWorkspace, owner_email: &str, owner_password: Option<&str>) -> CoreResult<Option<Bootstrap>> {
+    pub fn bootstrap(
+        &self,
+        settings: NewWorkspace,
+        owner_email: &str,
+        owner_password: Option<&str>,
+    ) -> CoreResult<Option<Bootstrap>> {
         let existing = read(&*self.store, |tx| tx.count_workspaces())?;
         if existing > 0 {
             return Ok(None);
         }
         let generated = owner_password.is_none().then(|| self.random.token(12));
-        let password = owner_password.map(str::to_string).or(generated.clone()).unwrap_or_default();
+        let password = owner_password
+            .map(str::to_string)
+            .or(generated.clone())
+            .unwrap_or_default();
         validate_password(&password)?;
         let email = owner_email.trim().to_lowercase();
         let workspace = self.create_workspace_with_owner(settings, &email, "Owner", &password)?;
-        Ok(Some(Bootstrap { workspace, owner_email: email, owner_password: generated }))
+        Ok(Some(Bootstrap {
+            workspace,
+            owner_email: email,
+            owner_password: generated,
+        }))
     }
 
     /// Creates a workspace and makes the operator with this email its owner (creating the
     /// operator with `password` if there is none).
-    pub fn create_workspace_with_owner(&self, settings: NewWorkspace, email: &str, name: &str, password: &str) -> CoreResult<Workspace> {
+    pub fn create_workspace_with_owner(
+        &self,
+        settings: NewWorkspace,
+        email: &str,
+        name: &str,
+        password: &str,
+    ) -> CoreResult<Workspace> {
         let now = self.clock.now();
         let workspace = Workspace {
             id: self.new_id(WorkspaceId::generate),
@@ -164,14 +190,23 @@ impl Ciclo {
                     op
                 }
             };
-            tx.upsert_membership(&Membership { workspace_id: workspace.id.clone(), operator_id: operator.id, role: Role::Owner })
+            tx.upsert_membership(&Membership {
+                workspace_id: workspace.id.clone(),
+                operator_id: operator.id,
+                role: Role::Owner,
+            })
         })?;
         Ok(workspace)
     }
 
     /// Checks email and password; on success opens a session in the operator's first workspace
     /// (or `workspace` when given and the operator belongs to it). Returns the session token.
-    pub fn login(&self, email: &str, password: &str, workspace: Option<&WorkspaceId>) -> CoreResult<(String, Session)> {
+    pub fn login(
+        &self,
+        email: &str,
+        password: &str,
+        workspace: Option<&WorkspaceId>,
+    ) -> CoreResult<(String, Session)> {
         let email = email.trim().to_lowercase();
         let operator = read(&*self.store, |tx| tx.operator_by_email(&email))?;
         let Some(operator) = operator.filter(|o| o.active) else {
@@ -191,7 +226,11 @@ impl Ciclo {
         self.open_session(&operator.id, &chosen.0.id)
     }
 
-    fn open_session(&self, operator: &OperatorId, workspace: &WorkspaceId) -> CoreResult<(String, Session)> {
+    fn open_session(
+        &self,
+        operator: &OperatorId,
+        workspace: &WorkspaceId,
+    ) -> CoreResult<(String, Session)> {
         let token = self.random.token(32);
         let now = self.clock.now();
         let session = Session {
@@ -207,7 +246,11 @@ impl Ciclo {
     }
 
     /// Moves a signed-in operator to another workspace they belong to (a new session).
-    pub fn switch_workspace(&self, token: &str, workspace: &WorkspaceId) -> CoreResult<(String, Session)> {
+    pub fn switch_workspace(
+        &self,
+        token: &str,
+        workspace: &WorkspaceId,
+    ) -> CoreResult<(String, Session)> {
         let (actor, _) = self.authenticate_session(token)?;
         let operator = actor.operator_id.ok_or(CoreError::Unauthorized)?;
         let role = read(&*self.store, |tx| tx.membership(workspace, &operator))?;
@@ -223,15 +266,27 @@ impl Ciclo {
         let hash = hash_token(token);
         let now = self.clock.now();
         let found = read(&*self.store, |tx| {
-            let Some(session) = tx.session_by_token_hash(&hash)? else { return Ok(None) };
+            let Some(session) = tx.session_by_token_hash(&hash)? else {
+                return Ok(None);
+            };
             let operator = tx.get_operator(&session.operator_id)?;
             let role = tx.membership(&session.workspace_id, &session.operator_id)?;
             let workspace = tx.get_workspace(&session.workspace_id)?;
             Ok(Some((session, operator, role, workspace)))
         })?;
         match found {
-            Some((session, Some(op), Some(role), Some(workspace))) if session.expires_at > now && op.active => {
-                Ok((Actor { workspace, role, operator_id: Some(op.id), api_key_id: None }, session))
+            Some((session, Some(op), Some(role), Some(workspace)))
+                if session.expires_at > now && op.active =>
+            {
+                Ok((
+                    Actor {
+                        workspace,
+                        role,
+                        operator_id: Some(op.id),
+                        api_key_id: None,
+                    },
+                    session,
+                ))
             }
             _ => Err(CoreError::Unauthorized),
         }
@@ -250,29 +305,44 @@ impl Ciclo {
         }
         let hash = hash_token(secret);
         let found = read(&*self.store, |tx| {
-            let Some(key) = tx.api_key_by_hash(&hash)? else { return Ok(None) };
+            let Some(key) = tx.api_key_by_hash(&hash)? else {
+                return Ok(None);
+            };
             let workspace = tx.get_workspace(&key.workspace_id)?;
             Ok(Some((key, workspace)))
         })?;
         match found {
-            Some((key, Some(workspace))) if key.revoked_at.is_none() => {
-                Ok(Actor { workspace, role: key.role, operator_id: None, api_key_id: Some(key.id) })
-            }
+            Some((key, Some(workspace))) if key.revoked_at.is_none() => Ok(Actor {
+                workspace,
+                role: key.role,
+                operator_id: None,
+                api_key_id: Some(key.id),
+            }),
             _ => Err(CoreError::Unauthorized),
         }
     }
 
     /// The workspace a Segment write key belongs to.
     pub fn workspace_for_write_key(&self, write_key: &str) -> CoreResult<Workspace> {
-        read(&*self.store, |tx| tx.workspace_by_write_key(write_key))?.ok_or(CoreError::Unauthorized)
+        read(&*self.store, |tx| tx.workspace_by_write_key(write_key))?
+            .ok_or(CoreError::Unauthorized)
     }
 
     /// Creates a secret key; returns it with the secret, which is never shown again.
-    pub fn create_api_key(&self, actor: &Actor, name: &str, role: Role) -> CoreResult<(ApiKey, String)> {
+    pub fn create_api_key(
+        &self,
+        actor: &Actor,
+        name: &str,
+        role: Role,
+    ) -> CoreResult<(ApiKey, String)> {
         actor.require(Permission::ManageWorkspace)?;
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
-            return Err(CoreError::invalid("invalid_name", "name", "give the key a name of 1 to 100 characters"));
+            return Err(CoreError::invalid(
+                "invalid_name",
+                "name",
+                "give the key a name of 1 to 100 characters",
+            ));
         }
         if role == Role::Owner && actor.role != Role::Owner {
             return Err(CoreError::Forbidden("own_workspace"));
@@ -295,25 +365,38 @@ impl Ciclo {
 
     pub fn list_api_keys(&self, actor: &Actor) -> CoreResult<Vec<ApiKey>> {
         actor.require(Permission::ManageWorkspace)?;
-        Ok(read(&*self.store, |tx| tx.list_api_keys(&actor.workspace.id))?)
+        Ok(read(&*self.store, |tx| {
+            tx.list_api_keys(&actor.workspace.id)
+        })?)
     }
 
     pub fn revoke_api_key(&self, actor: &Actor, id: &ApiKeyId) -> CoreResult<()> {
         actor.require(Permission::ManageWorkspace)?;
         let now = self.clock.now();
-        write(&*self.store, |tx| tx.revoke_api_key(&actor.workspace.id, id, now)).map_err(|e| match e {
+        write(&*self.store, |tx| {
+            tx.revoke_api_key(&actor.workspace.id, id, now)
+        })
+        .map_err(|e| match e {
             StoreError::NotFound => CoreError::NotFound("api_key"),
             other => other.into(),
         })
     }
 
     /// Adds an operator to the workspace (creating the account with `password` when new).
-    pub fn add_operator(&self, actor: &Actor, email: &str, name: &str, role: Role, password: &str) -> CoreResult<Operator> {
+    pub fn add_operator(
+        &self,
+        actor: &Actor,
+        email: &str,
+        name: &str,
+        role: Role,
+        password: &str,
+    ) -> CoreResult<Operator> {
         actor.require(Permission::ManageWorkspace)?;
         if role == Role::Owner {
             actor.require(Permission::OwnWorkspace)?;
         }
-        let email = ciclo_domain::contact::Email::parse(email).map_err(|e| CoreError::Invalid(vec![e]))?;
+        let email =
+            ciclo_domain::contact::Email::parse(email).map_err(|e| CoreError::Invalid(vec![e]))?;
         validate_password(password)?;
         let hash = hash_password(password)?;
         let now = self.clock.now();
@@ -338,13 +421,19 @@ impl Ciclo {
             if tx.membership(&actor.workspace.id, &op.id)?.is_some() {
                 return Err(StoreError::Conflict("memberships".into()));
             }
-            tx.upsert_membership(&Membership { workspace_id: actor.workspace.id.clone(), operator_id: op.id.clone(), role })?;
+            tx.upsert_membership(&Membership {
+                workspace_id: actor.workspace.id.clone(),
+                operator_id: op.id.clone(),
+                role,
+            })?;
             Ok(op)
         })
         .map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                CoreError::Conflict(FieldError::new("already_member", "email", "this operator is already in the workspace"))
-            }
+            StoreError::Conflict(_) => CoreError::Conflict(FieldError::new(
+                "already_member",
+                "email",
+                "this operator is already in the workspace",
+            )),
             other => other.into(),
         })?;
         Ok(operator)
@@ -352,7 +441,9 @@ impl Ciclo {
 
     pub fn list_operators(&self, actor: &Actor) -> CoreResult<Vec<(Operator, Role)>> {
         actor.require(Permission::ReadCustomers)?;
-        Ok(read(&*self.store, |tx| tx.list_members(&actor.workspace.id))?)
+        Ok(read(&*self.store, |tx| {
+            tx.list_members(&actor.workspace.id)
+        })?)
     }
 
     /// Changes a member's role; the last owner cannot be demoted.
@@ -360,7 +451,9 @@ impl Ciclo {
         actor.require(Permission::ManageWorkspace)?;
         write(&*self.store, |tx| {
             let members = tx.list_members(&actor.workspace.id)?;
-            let Some((_, current)) = members.iter().find(|(o, _)| &o.id == operator) else { return Err(StoreError::NotFound) };
+            let Some((_, current)) = members.iter().find(|(o, _)| &o.id == operator) else {
+                return Err(StoreError::NotFound);
+            };
             let owners = members.iter().filter(|(_, r)| *r == Role::Owner).count();
             if (*current == Role::Owner || role == Role::Owner) && actor.role != Role::Owner {
                 return Err(StoreError::Conflict("owner_only".into()));
@@ -368,12 +461,20 @@ impl Ciclo {
             if *current == Role::Owner && role != Role::Owner && owners == 1 {
                 return Err(StoreError::Conflict("last_owner".into()));
             }
-            tx.upsert_membership(&Membership { workspace_id: actor.workspace.id.clone(), operator_id: operator.clone(), role })
+            tx.upsert_membership(&Membership {
+                workspace_id: actor.workspace.id.clone(),
+                operator_id: operator.clone(),
+                role,
+            })
         })
         .map_err(|e| match e {
             StoreError::NotFound => CoreError::NotFound("operator"),
             StoreError::Conflict(c) if c == "owner_only" => CoreError::Forbidden("own_workspace"),
-            StoreError::Conflict(_) => CoreError::Conflict(FieldError::new("last_owner", "role", "a workspace keeps at least one owner")),
+            StoreError::Conflict(_) => CoreError::Conflict(FieldError::new(
+                "last_owner",
+                "role",
+                "a workspace keeps at least one owner",
+            )),
             other => other.into(),
         })
     }
@@ -382,10 +483,16 @@ impl Ciclo {
     pub fn remove_operator(&self, actor: &Actor, operator: &OperatorId) -> CoreResult<()> {
         actor.require(Permission::ManageWorkspace)?;
         if actor.operator_id.as_ref() == Some(operator) {
-            return Err(CoreError::Conflict(FieldError::new("cannot_remove_self", "operator", "you cannot remove yourself")));
+            return Err(CoreError::Conflict(FieldError::new(
+                "cannot_remove_self",
+                "operator",
+                "you cannot remove yourself",
+            )));
         }
         self.change_role(actor, operator, Role::Analyst)?; // refuses to remove the last owner
-        write(&*self.store, |tx| tx.delete_membership(&actor.workspace.id, operator))?;
+        write(&*self.store, |tx| {
+            tx.delete_membership(&actor.workspace.id, operator)
+        })?;
         Ok(())
     }
 
@@ -397,31 +504,54 @@ impl Ciclo {
     }
 
     /// Changes workspace settings (name, locale, time zone, currency, default region).
-    pub fn update_workspace(&self, actor: &Actor, name: Option<&str>, locale: Option<&str>, time_zone: Option<&str>, currency: Option<&str>) -> CoreResult<Workspace> {
+    pub fn update_workspace(
+        &self,
+        actor: &Actor,
+        name: Option<&str>,
+        locale: Option<&str>,
+        time_zone: Option<&str>,
+        currency: Option<&str>,
+    ) -> CoreResult<Workspace> {
         actor.require(Permission::ManageWorkspace)?;
         let mut ws = actor.workspace.clone();
         let mut errors = Vec::new();
         if let Some(n) = name {
             if n.trim().is_empty() {
-                errors.push(FieldError::new("invalid_name", "name", "the name cannot be empty"));
+                errors.push(FieldError::new(
+                    "invalid_name",
+                    "name",
+                    "the name cannot be empty",
+                ));
             }
             ws.name = n.trim().to_string();
         }
         if let Some(l) = locale {
             if !["pt-BR", "en"].contains(&l) {
-                errors.push(FieldError::new("invalid_locale", "locale", "expected pt-BR or en"));
+                errors.push(FieldError::new(
+                    "invalid_locale",
+                    "locale",
+                    "expected pt-BR or en",
+                ));
             }
             ws.locale = l.to_string();
         }
         if let Some(tz) = time_zone {
             if !ciclo_domain::customer::is_time_zone(tz) {
-                errors.push(FieldError::new("invalid_time_zone", "time_zone", "unknown IANA time zone"));
+                errors.push(FieldError::new(
+                    "invalid_time_zone",
+                    "time_zone",
+                    "unknown IANA time zone",
+                ));
             }
             ws.time_zone = tz.to_string();
         }
         if let Some(c) = currency {
             if c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
-                errors.push(FieldError::new("invalid_currency", "currency", "expected an ISO 4217 code such as BRL"));
+                errors.push(FieldError::new(
+                    "invalid_currency",
+                    "currency",
+                    "expected an ISO 4217 code such as BRL",
+                ));
             }
             ws.currency = c.to_string();
         }
@@ -432,4 +562,3 @@ impl Ciclo {
         Ok(ws)
     }
 }
-

@@ -12,7 +12,10 @@ use ciclo_domain::ids::{CustomerId, EventId};
 use ciclo_domain::operator::Permission;
 use ciclo_domain::order::Order;
 use ciclo_domain::{FieldError, Timestamp};
-use ciclo_store::{read, write, CustomerCursor, CustomerQuery, CustomerSort, IdentityConflict, MergeRecord, StoreError, TimelineQuery, Tx};
+use ciclo_store::{
+    read, write, CustomerCursor, CustomerQuery, CustomerSort, IdentityConflict, MergeRecord,
+    StoreError, TimelineQuery, Tx,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -41,7 +44,8 @@ pub struct Page<T> {
 
 fn encode_cursor<T: Serialize>(value: &T) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(value).unwrap_or_default())
 }
 
 fn decode_cursor<T: serde::de::DeserializeOwned>(raw: &str) -> CoreResult<T> {
@@ -50,7 +54,13 @@ fn decode_cursor<T: serde::de::DeserializeOwned>(raw: &str) -> CoreResult<T> {
         .decode(raw)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| CoreError::invalid("invalid_cursor", "cursor", "the cursor is not one this API returned"))
+        .ok_or_else(|| {
+            CoreError::invalid(
+                "invalid_cursor",
+                "cursor",
+                "the cursor is not one this API returned",
+            )
+        })
 }
 
 /// Encodes a customer cursor as an opaque URL-safe string.
@@ -66,7 +76,9 @@ pub fn decode_customer_cursor(raw: &str) -> CoreResult<CustomerCursor> {
 pub fn cursor_key(customer: &Customer, sort: CustomerSort) -> String {
     match sort {
         CustomerSort::Newest => String::new(),
-        CustomerSort::LastSeen => customer.last_seen_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        CustomerSort::LastSeen => customer
+            .last_seen_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         CustomerSort::TotalSpent => customer.stats.total_spent_minor.to_string(),
         CustomerSort::Name => customer.name.clone().unwrap_or_default().to_lowercase(),
     }
@@ -74,35 +86,59 @@ pub fn cursor_key(customer: &Customer, sort: CustomerSort) -> String {
 
 fn check_limit(limit: i64) -> CoreResult<i64> {
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(CoreError::invalid("invalid_limit", "limit", format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(CoreError::invalid(
+            "invalid_limit",
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
     }
     Ok(limit)
 }
 
 /// Pulls `user_id` and `external_ids` ({source: id}) out of a customer body: they are
 /// identities, not profile fields.
-fn split_identity_fields(body: &Map<String, Value>) -> CoreResult<(Map<String, Value>, Vec<IdentityKey>)> {
+fn split_identity_fields(
+    body: &Map<String, Value>,
+) -> CoreResult<(Map<String, Value>, Vec<IdentityKey>)> {
     let mut rest = body.clone();
     let mut keys = Vec::new();
     let mut errors = Vec::new();
     match rest.remove("user_id") {
         None | Some(Value::Null) => {}
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => keys.push(IdentityKey::new(IdentityKind::UserId, s.trim())),
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => {
+            keys.push(IdentityKey::new(IdentityKind::UserId, s.trim()))
+        }
         Some(Value::Number(n)) => keys.push(IdentityKey::new(IdentityKind::UserId, n.to_string())),
-        Some(_) => errors.push(FieldError::new("invalid_type", "user_id", "expected a non-empty string of at most 255 characters")),
+        Some(_) => errors.push(FieldError::new(
+            "invalid_type",
+            "user_id",
+            "expected a non-empty string of at most 255 characters",
+        )),
     }
     match rest.remove("external_ids") {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
             for (source, id) in map {
                 match (IdentityKind::parse(&format!("external:{source}")), id) {
-                    (Ok(kind), Value::String(s)) if !s.trim().is_empty() => keys.push(IdentityKey::new(kind, s.trim())),
-                    (Ok(kind), Value::Number(n)) => keys.push(IdentityKey::new(kind, n.to_string())),
-                    _ => errors.push(FieldError::new("invalid_external_id", format!("external_ids.{source}"), "expected a source name and a non-empty id")),
+                    (Ok(kind), Value::String(s)) if !s.trim().is_empty() => {
+                        keys.push(IdentityKey::new(kind, s.trim()))
+                    }
+                    (Ok(kind), Value::Number(n)) => {
+                        keys.push(IdentityKey::new(kind, n.to_string()))
+                    }
+                    _ => errors.push(FieldError::new(
+                        "invalid_external_id",
+                        format!("external_ids.{source}"),
+                        "expected a source name and a non-empty id",
+                    )),
                 }
             }
         }
-        Some(_) => errors.push(FieldError::new("invalid_type", "external_ids", "expected an object of source → id")),
+        Some(_) => errors.push(FieldError::new(
+            "invalid_type",
+            "external_ids",
+            "expected an object of source → id",
+        )),
     }
     if errors.is_empty() {
         Ok((rest, keys))
@@ -116,7 +152,11 @@ fn taken(key: &IdentityKey, owner: &CustomerId) -> CoreError {
         IdentityKind::External(source) => format!("external_ids.{source}"),
         other => other.as_string(),
     };
-    CoreError::Conflict(FieldError::new("identity_taken", field, format!("{key} already belongs to customer {owner}")))
+    CoreError::Conflict(FieldError::new(
+        "identity_taken",
+        field,
+        format!("{key} already belongs to customer {owner}"),
+    ))
 }
 
 fn not_found(e: StoreError) -> CoreError {
@@ -127,7 +167,11 @@ fn not_found(e: StoreError) -> CoreError {
 }
 
 /// Builds the merged view of the root of `id`.
-pub(crate) fn view(tx: &mut dyn Tx, actor: &Actor, id: &CustomerId) -> Result<CustomerView, StoreError> {
+pub(crate) fn view(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    id: &CustomerId,
+) -> Result<CustomerView, StoreError> {
     let ws = &actor.workspace.id;
     let customer = root_of(tx, ws, id)?.ok_or(StoreError::NotFound)?;
     let profile_ids = merge_set(tx, ws, &customer.id)?;
@@ -138,14 +182,24 @@ pub(crate) fn view(tx: &mut dyn Tx, actor: &Actor, id: &CustomerId) -> Result<Cu
         .into_iter()
         .filter(|c| profile_ids.contains(&c.customer_a) || profile_ids.contains(&c.customer_b))
         .collect();
-    Ok(CustomerView { customer, profile_ids, identities, merges, conflicts })
+    Ok(CustomerView {
+        customer,
+        profile_ids,
+        identities,
+        merges,
+        conflicts,
+    })
 }
 
 impl Ciclo {
     /// Creates a profile from a JSON object of standard fields, `tags`, `traits`, `user_id` and
     /// `external_ids`. Its identifiers become identities; one already owned by another profile is
     /// a conflict (409 `identity_taken`) naming that profile.
-    pub fn create_customer(&self, actor: &Actor, body: &Map<String, Value>) -> CoreResult<CustomerView> {
+    pub fn create_customer(
+        &self,
+        actor: &Actor,
+        body: &Map<String, Value>,
+    ) -> CoreResult<CustomerView> {
         actor.require(Permission::WriteCustomers)?;
         let (fields, mut keys) = split_identity_fields(body)?;
         let patch = self.parse_customer_patch(actor, &fields)?;
@@ -156,7 +210,9 @@ impl Ciclo {
         let outcome = write(&*self.store, |tx| {
             let found = tx.find_identities(&ws, &keys)?;
             if let Some(existing) = found.first() {
-                let owner = root_of(tx, &ws, &existing.customer_id)?.map(|c| c.id).unwrap_or(existing.customer_id.clone());
+                let owner = root_of(tx, &ws, &existing.customer_id)?
+                    .map(|c| c.id)
+                    .unwrap_or(existing.customer_id.clone());
                 return Ok(Err(taken(&existing.key, &owner)));
             }
             let mut customer = Customer::new(id.clone(), ws.clone(), now);
@@ -164,7 +220,12 @@ impl Ciclo {
             tx.insert_customer(&customer)?;
             let identities: Vec<Identity> = keys
                 .iter()
-                .map(|k| Identity { key: k.clone(), customer_id: id.clone(), source: "api".into(), created_at: now })
+                .map(|k| Identity {
+                    key: k.clone(),
+                    customer_id: id.clone(),
+                    source: "api".into(),
+                    created_at: now,
+                })
                 .collect();
             tx.insert_identities(&ws, &identities)?;
             Ok(Ok(view(tx, actor, &id)?))
@@ -182,7 +243,12 @@ impl Ciclo {
     /// Applies a partial update (JSON null clears a field; `traits` merge key by key). New
     /// emails, phones, user ids and external ids become identities of the profile; one owned by
     /// another customer is a conflict (409 `identity_taken`).
-    pub fn update_customer(&self, actor: &Actor, id: &CustomerId, body: &Map<String, Value>) -> CoreResult<CustomerView> {
+    pub fn update_customer(
+        &self,
+        actor: &Actor,
+        id: &CustomerId,
+        body: &Map<String, Value>,
+    ) -> CoreResult<CustomerView> {
         actor.require(Permission::WriteCustomers)?;
         let (fields, mut keys) = split_identity_fields(body)?;
         let patch = self.parse_customer_patch(actor, &fields)?;
@@ -194,7 +260,9 @@ impl Ciclo {
             let set = merge_set(tx, &ws, &customer.id)?;
             let found = tx.find_identities(&ws, &keys)?;
             if let Some(foreign) = found.iter().find(|i| !set.contains(&i.customer_id)) {
-                let owner = root_of(tx, &ws, &foreign.customer_id)?.map(|c| c.id).unwrap_or(foreign.customer_id.clone());
+                let owner = root_of(tx, &ws, &foreign.customer_id)?
+                    .map(|c| c.id)
+                    .unwrap_or(foreign.customer_id.clone());
                 if owner != customer.id {
                     return Ok(Err(taken(&foreign.key, &owner)));
                 }
@@ -205,7 +273,12 @@ impl Ciclo {
             let new_keys: Vec<Identity> = keys
                 .iter()
                 .filter(|k| !found.iter().any(|f| &f.key == *k))
-                .map(|k| Identity { key: k.clone(), customer_id: customer.id.clone(), source: "api".into(), created_at: now })
+                .map(|k| Identity {
+                    key: k.clone(),
+                    customer_id: customer.id.clone(),
+                    source: "api".into(),
+                    created_at: now,
+                })
                 .collect();
             tx.insert_identities(&ws, &new_keys)?;
             Ok(Ok(view(tx, actor, &customer.id)?))
@@ -231,16 +304,31 @@ impl Ciclo {
     }
 
     /// Lists surviving profiles; `cursor` is the `next_cursor` of the previous page.
-    pub fn list_customers(&self, actor: &Actor, mut query: CustomerQuery, cursor: Option<&str>) -> CoreResult<Page<Customer>> {
+    pub fn list_customers(
+        &self,
+        actor: &Actor,
+        mut query: CustomerQuery,
+        cursor: Option<&str>,
+    ) -> CoreResult<Page<Customer>> {
         actor.require(Permission::ReadCustomers)?;
         let limit = check_limit(query.limit)?;
         query.after = cursor.map(decode_customer_cursor).transpose()?;
-        query.search = query.search.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        query.search = query
+            .search
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
         query.limit = limit + 1;
-        let mut items = read(&*self.store, |tx| tx.list_customers(&actor.workspace.id, &query))?;
+        let mut items = read(&*self.store, |tx| {
+            tx.list_customers(&actor.workspace.id, &query)
+        })?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|c| encode_customer_cursor(&CustomerCursor { key: cursor_key(c, query.sort), id: c.id.clone() }))
+            items.last().map(|c| {
+                encode_customer_cursor(&CustomerCursor {
+                    key: cursor_key(c, query.sort),
+                    id: c.id.clone(),
+                })
+            })
         } else {
             None
         };
@@ -249,10 +337,18 @@ impl Ciclo {
 
     /// The unified timeline of a profile and everything merged into it, newest first.
     /// `cursor` is the `next_cursor` of the previous page.
-    pub fn timeline(&self, actor: &Actor, id: &CustomerId, mut query: TimelineQuery, cursor: Option<&str>) -> CoreResult<Page<Event>> {
+    pub fn timeline(
+        &self,
+        actor: &Actor,
+        id: &CustomerId,
+        mut query: TimelineQuery,
+        cursor: Option<&str>,
+    ) -> CoreResult<Page<Event>> {
         actor.require(Permission::ReadCustomers)?;
         let limit = check_limit(query.limit)?;
-        query.before = cursor.map(decode_cursor::<(Timestamp, EventId)>).transpose()?;
+        query.before = cursor
+            .map(decode_cursor::<(Timestamp, EventId)>)
+            .transpose()?;
         query.limit = limit + 1;
         let ws = actor.workspace.id.clone();
         let mut items = read(&*self.store, |tx| {
@@ -263,7 +359,9 @@ impl Ciclo {
         .map_err(not_found)?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|e| encode_cursor(&(e.timestamp, e.id.clone())))
+            items
+                .last()
+                .map(|e| encode_cursor(&(e.timestamp, e.id.clone())))
         } else {
             None
         };
@@ -271,7 +369,12 @@ impl Ciclo {
     }
 
     /// Orders of the profile and everything merged into it, newest first, with items.
-    pub fn customer_orders(&self, actor: &Actor, id: &CustomerId, limit: i64) -> CoreResult<Vec<Order>> {
+    pub fn customer_orders(
+        &self,
+        actor: &Actor,
+        id: &CustomerId,
+        limit: i64,
+    ) -> CoreResult<Vec<Order>> {
         actor.require(Permission::ReadCustomers)?;
         let limit = check_limit(limit)?;
         let ws = actor.workspace.id.clone();
@@ -284,7 +387,12 @@ impl Ciclo {
     }
 
     /// Parses a patch body (for callers that validate before acting, such as forms).
-    pub fn parse_customer_patch(&self, actor: &Actor, body: &Map<String, Value>) -> CoreResult<CustomerPatch> {
-        CustomerPatch::from_json(body, &actor.workspace.default_region, false).map_err(CoreError::Invalid)
+    pub fn parse_customer_patch(
+        &self,
+        actor: &Actor,
+        body: &Map<String, Value>,
+    ) -> CoreResult<CustomerPatch> {
+        CustomerPatch::from_json(body, &actor.workspace.default_region, false)
+            .map_err(CoreError::Invalid)
     }
 }

@@ -11,7 +11,9 @@ use crate::accounts::Actor;
 use crate::error::{CoreError, CoreResult};
 use crate::Ciclo;
 use ciclo_domain::customer::{Customer, OrderStats};
-use ciclo_domain::identity::{resolve, FoundIdentity, Identity, IdentityKey, IdentityKind, Resolution, RootProfile};
+use ciclo_domain::identity::{
+    resolve, FoundIdentity, Identity, IdentityKey, IdentityKind, Resolution, RootProfile,
+};
 use ciclo_domain::ids::{ConflictId, CustomerId, MergeId, WorkspaceId};
 use ciclo_domain::operator::Permission;
 use ciclo_domain::{FieldError, Timestamp};
@@ -22,7 +24,11 @@ use std::collections::{HashMap, HashSet};
 const MAX_CHAIN: usize = 64;
 
 /// The root profile and every profile merged into it, directly or not (root first).
-pub(crate) fn merge_set(tx: &mut dyn Tx, ws: &WorkspaceId, root: &CustomerId) -> StoreResult<Vec<CustomerId>> {
+pub(crate) fn merge_set(
+    tx: &mut dyn Tx,
+    ws: &WorkspaceId,
+    root: &CustomerId,
+) -> StoreResult<Vec<CustomerId>> {
     let mut set = vec![root.clone()];
     let mut i = 0;
     while i < set.len() && set.len() < 10_000 {
@@ -38,7 +44,11 @@ pub(crate) fn merge_set(tx: &mut dyn Tx, ws: &WorkspaceId, root: &CustomerId) ->
 }
 
 /// Follows `merged_into` from a profile to the surviving one.
-pub(crate) fn root_of(tx: &mut dyn Tx, ws: &WorkspaceId, id: &CustomerId) -> StoreResult<Option<Customer>> {
+pub(crate) fn root_of(
+    tx: &mut dyn Tx,
+    ws: &WorkspaceId,
+    id: &CustomerId,
+) -> StoreResult<Option<Customer>> {
     let mut current = tx.get_customer(ws, id)?;
     for _ in 0..MAX_CHAIN {
         match current {
@@ -49,7 +59,9 @@ pub(crate) fn root_of(tx: &mut dyn Tx, ws: &WorkspaceId, id: &CustomerId) -> Sto
             _ => return Ok(current),
         }
     }
-    Err(StoreError::Backend(format!("merged_into chain of {id} is too deep")))
+    Err(StoreError::Backend(format!(
+        "merged_into chain of {id} is too deep"
+    )))
 }
 
 /// Adds `other` into `into`: counts and sums add up, the bounds widen.
@@ -128,8 +140,14 @@ impl<'c> Graph<'c> {
                 self.absent.insert(k);
             }
         }
-        let mut wanted: Vec<CustomerId> =
-            self.owners.values().filter(|id| !self.customers.contains_key(*id)).cloned().collect::<HashSet<_>>().into_iter().collect();
+        let mut wanted: Vec<CustomerId> = self
+            .owners
+            .values()
+            .filter(|id| !self.customers.contains_key(*id))
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         // Load owners, then their parents, until every chain reaches a root.
         for _ in 0..MAX_CHAIN {
             if wanted.is_empty() {
@@ -166,12 +184,18 @@ impl<'c> Graph<'c> {
         let mut current = id.clone();
         for _ in 0..MAX_CHAIN {
             self.load(tx, &current)?;
-            match self.customers.get(&current).and_then(|c| c.merged_into.clone()) {
+            match self
+                .customers
+                .get(&current)
+                .and_then(|c| c.merged_into.clone())
+            {
                 Some(parent) => current = parent,
                 None => return Ok(current),
             }
         }
-        Err(StoreError::Backend(format!("merged_into chain of {id} is too deep")))
+        Err(StoreError::Backend(format!(
+            "merged_into chain of {id} is too deep"
+        )))
     }
 
     /// The user ids owned by any profile of the root's merge set.
@@ -197,7 +221,10 @@ impl<'c> Graph<'c> {
             .map(|i| i.key.value)
             .collect();
         for pending in &self.pending_identities {
-            if pending.key.kind.is_user_id() && set.contains(&pending.customer_id) && !ids.contains(&pending.key.value) {
+            if pending.key.kind.is_user_id()
+                && set.contains(&pending.customer_id)
+                && !ids.contains(&pending.key.value)
+            {
                 ids.push(pending.key.value.clone());
             }
         }
@@ -220,7 +247,10 @@ impl<'c> Graph<'c> {
         for key in &all {
             if let Some(owner) = self.owners.get(key).cloned() {
                 let root = self.root(tx, &owner)?;
-                found.push(FoundIdentity { key: key.clone(), root });
+                found.push(FoundIdentity {
+                    key: key.clone(),
+                    root,
+                });
             }
         }
         let distinct_roots: Vec<CustomerId> = {
@@ -230,19 +260,32 @@ impl<'c> Graph<'c> {
             r
         };
         let message_user_key = keys.iter().find(|k| k.kind.is_user_id());
-        let fast = distinct_roots.len() == 1 && message_user_key.is_none_or(|k| self.owners.contains_key(k));
+        let fast = distinct_roots.len() == 1
+            && message_user_key.is_none_or(|k| self.owners.contains_key(k));
         let resolution = if fast {
             Resolution {
                 target: distinct_roots.first().cloned(),
-                attach: keys.iter().filter(|k| !self.owners.contains_key(*k)).cloned().collect(),
+                attach: keys
+                    .iter()
+                    .filter(|k| !self.owners.contains_key(*k))
+                    .cloned()
+                    .collect(),
                 ..Resolution::default()
             }
         } else {
             let mut roots = Vec::new();
             for id in &distinct_roots {
                 let user_ids = self.user_ids_of_root(tx, id)?;
-                let created_at = self.customers.get(id).map(|c| c.created_at).unwrap_or(provenance.at);
-                roots.push(RootProfile { id: id.clone(), created_at, user_ids });
+                let created_at = self
+                    .customers
+                    .get(id)
+                    .map(|c| c.created_at)
+                    .unwrap_or(provenance.at);
+                roots.push(RootProfile {
+                    id: id.clone(),
+                    created_at,
+                    user_ids,
+                });
             }
             resolve(keys, &found, &roots)
         };
@@ -277,6 +320,7 @@ impl<'c> Graph<'c> {
             if self.owners.contains_key(&key) {
                 continue;
             }
+            self.fill_contact_field(tx, &target, &key)?;
             self.absent.remove(&key);
             self.owners.insert(key.clone(), target.clone());
             self.pending_identities.push(Identity {
@@ -287,6 +331,31 @@ impl<'c> Graph<'c> {
             });
         }
         Ok(target)
+    }
+
+    /// A new email, phone or WhatsApp identifier also fills the profile's field when it is empty,
+    /// so that a customer first known from an order line shows their email.
+    fn fill_contact_field(
+        &mut self,
+        tx: &mut dyn Tx,
+        target: &CustomerId,
+        key: &IdentityKey,
+    ) -> StoreResult<()> {
+        use ciclo_domain::contact::{Email, Phone};
+        let customer = self.customer_mut(tx, target)?;
+        match key.kind {
+            IdentityKind::Email if customer.email.is_none() => {
+                customer.email = Email::parse(&key.value).ok()
+            }
+            IdentityKind::Phone if customer.phone.is_none() => {
+                customer.phone = Phone::parse(&key.value, "BR").ok()
+            }
+            IdentityKind::Whatsapp if customer.whatsapp.is_none() => {
+                customer.whatsapp = Phone::parse(&key.value, "BR").ok()
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The profile that owns `key` (after `resolve`), to attribute an event to the profile whose
@@ -306,7 +375,11 @@ impl<'c> Graph<'c> {
     ) -> StoreResult<MergeRecord> {
         self.load(tx, winner)?;
         self.load(tx, loser)?;
-        let loser_profile = self.customers.get(loser).cloned().ok_or(StoreError::NotFound)?;
+        let loser_profile = self
+            .customers
+            .get(loser)
+            .cloned()
+            .ok_or(StoreError::NotFound)?;
         let winner_profile = self.customers.get_mut(winner).ok_or(StoreError::NotFound)?;
         let filled = winner_profile.fill_gaps(&loser_profile.as_patch());
         combine_stats(&mut winner_profile.stats, &loser_profile.stats);
@@ -348,7 +421,11 @@ impl<'c> Graph<'c> {
 
     /// Writes new and changed profiles and new identities.
     pub fn flush(&mut self, tx: &mut dyn Tx) -> StoreResult<()> {
-        let created: Vec<Customer> = self.created.drain(..).filter_map(|id| self.customers.get(&id).cloned()).collect();
+        let created: Vec<Customer> = self
+            .created
+            .drain(..)
+            .filter_map(|id| self.customers.get(&id).cloned())
+            .collect();
         let created_ids: HashSet<CustomerId> = created.iter().map(|c| c.id.clone()).collect();
         tx.insert_customers(&created)?;
         let changed: Vec<Customer> = self
@@ -389,7 +466,13 @@ fn map_merge_error(e: StoreError) -> CoreError {
 impl Ciclo {
     /// Merges `loser` into `winner` at an operator's request. Refused (409 `user_id_conflict`)
     /// when both have different user ids unless `force` is set.
-    pub fn merge_customers(&self, actor: &Actor, winner: &CustomerId, loser: &CustomerId, force: bool) -> CoreResult<MergeRecord> {
+    pub fn merge_customers(
+        &self,
+        actor: &Actor,
+        winner: &CustomerId,
+        loser: &CustomerId,
+        force: bool,
+    ) -> CoreResult<MergeRecord> {
         actor.require(Permission::WriteCustomers)?;
         let now = self.clock.now();
         let ws = actor.workspace.id.clone();
@@ -436,18 +519,30 @@ impl Ciclo {
                 return Ok(Err(CoreError::NotFound("merge")));
             };
             if record.undone_at.is_some() {
-                return Ok(Err(CoreError::Conflict(FieldError::new("merge_already_undone", "id", "this merge was undone already"))));
+                return Ok(Err(CoreError::Conflict(FieldError::new(
+                    "merge_already_undone",
+                    "id",
+                    "this merge was undone already",
+                ))));
             }
-            let mut loser = tx.get_customer(&ws, &record.loser_id)?.ok_or(StoreError::NotFound)?;
+            let mut loser = tx
+                .get_customer(&ws, &record.loser_id)?
+                .ok_or(StoreError::NotFound)?;
             if loser.merged_into.as_ref() != Some(&record.winner_id) {
-                return Ok(Err(CoreError::Conflict(FieldError::new("merge_superseded", "id", "the profiles were changed since this merge"))));
+                return Ok(Err(CoreError::Conflict(FieldError::new(
+                    "merge_superseded",
+                    "id",
+                    "the profiles were changed since this merge",
+                ))));
             }
             loser.merged_into = None;
             let loser_set = merge_set(tx, &ws, &loser.id)?;
             loser.stats = tx.order_stats_of(&ws, &loser_set)?;
             loser.updated_at = now;
             tx.update_customer(&loser)?;
-            let mut winner = tx.get_customer(&ws, &record.winner_id)?.ok_or(StoreError::NotFound)?;
+            let mut winner = tx
+                .get_customer(&ws, &record.winner_id)?
+                .ok_or(StoreError::NotFound)?;
             winner.unfill(&record.filled);
             winner.updated_at = now;
             tx.update_customer(&winner)?;
@@ -466,18 +561,34 @@ impl Ciclo {
         outcome
     }
 
-    pub fn list_conflicts(&self, actor: &Actor, open_only: bool) -> CoreResult<Vec<IdentityConflict>> {
+    pub fn list_conflicts(
+        &self,
+        actor: &Actor,
+        open_only: bool,
+    ) -> CoreResult<Vec<IdentityConflict>> {
         actor.require(Permission::ReadCustomers)?;
-        Ok(read(&*self.store, |tx| tx.list_conflicts(&actor.workspace.id, open_only, 500))?)
+        Ok(read(&*self.store, |tx| {
+            tx.list_conflicts(&actor.workspace.id, open_only, 500)
+        })?)
     }
 
     /// Resolves a conflict by merging (`merge = true`, b into a) or keeping the profiles apart.
-    pub fn resolve_conflict(&self, actor: &Actor, id: &ConflictId, merge: bool) -> CoreResult<IdentityConflict> {
+    pub fn resolve_conflict(
+        &self,
+        actor: &Actor,
+        id: &ConflictId,
+        merge: bool,
+    ) -> CoreResult<IdentityConflict> {
         actor.require(Permission::WriteCustomers)?;
         let ws = actor.workspace.id.clone();
-        let mut conflict = read(&*self.store, |tx| tx.get_conflict(&ws, id))?.ok_or(CoreError::NotFound("identity_conflict"))?;
+        let mut conflict = read(&*self.store, |tx| tx.get_conflict(&ws, id))?
+            .ok_or(CoreError::NotFound("identity_conflict"))?;
         if conflict.resolution.is_some() {
-            return Err(CoreError::Conflict(FieldError::new("conflict_already_resolved", "id", "this conflict was resolved already")));
+            return Err(CoreError::Conflict(FieldError::new(
+                "conflict_already_resolved",
+                "id",
+                "this conflict was resolved already",
+            )));
         }
         if merge {
             match self.merge_customers(actor, &conflict.customer_a, &conflict.customer_b, true) {

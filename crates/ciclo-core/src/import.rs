@@ -79,7 +79,9 @@ fn guess_field(kind: ImportKind, header: &str) -> &'static str {
     let h = normalise_header(header);
     let common = match h.as_str() {
         "email" | "mail" | "emailaddress" | "correio" => Some("email"),
-        "phone" | "telefone" | "fone" | "celular" | "mobile" | "phonenumber" | "tel" => Some("phone"),
+        "phone" | "telefone" | "fone" | "celular" | "mobile" | "phonenumber" | "tel" => {
+            Some("phone")
+        }
         "whatsapp" | "zap" | "wa" => Some("whatsapp"),
         "userid" | "customerid" | "idcliente" | "clienteid" => Some("user_id"),
         _ => None,
@@ -90,7 +92,8 @@ fn guess_field(kind: ImportKind, header: &str) -> &'static str {
     match kind {
         ImportKind::Customers => match h.as_str() {
             "name" | "nome" | "fullname" | "nomecompleto" | "cliente" => "name",
-            "birthday" | "aniversario" | "nascimento" | "datadenascimento" | "birthdate" | "dob" => "birthday",
+            "birthday" | "aniversario" | "nascimento" | "datadenascimento" | "birthdate"
+            | "dob" => "birthday",
             "city" | "cidade" | "municipio" => "city",
             "state" | "estado" | "uf" => "state",
             "country" | "pais" => "country",
@@ -103,7 +106,9 @@ fn guess_field(kind: ImportKind, header: &str) -> &'static str {
             "orderid" | "pedido" | "numerodopedido" | "pedidoid" | "order" => "order_id",
             "total" | "valor" | "valortotal" | "revenue" | "amount" => "total",
             "currency" | "moeda" => "currency",
-            "placedat" | "date" | "data" | "datadopedido" | "orderdate" | "createdat" => "placed_at",
+            "placedat" | "date" | "data" | "datadopedido" | "orderdate" | "createdat" => {
+                "placed_at"
+            }
             "productid" | "produtoid" | "idproduto" => "product_id",
             "sku" => "sku",
             "productname" | "produto" | "product" | "nomedoproduto" | "item" => "product_name",
@@ -115,30 +120,75 @@ fn guess_field(kind: ImportKind, header: &str) -> &'static str {
     }
 }
 
-const CUSTOMER_FIELDS: &[&str] =
-    &["name", "email", "phone", "whatsapp", "birthday", "city", "state", "country", "locale", "time_zone", "tags", "user_id", "ignore"];
+const CUSTOMER_FIELDS: &[&str] = &[
+    "name",
+    "email",
+    "phone",
+    "whatsapp",
+    "birthday",
+    "city",
+    "state",
+    "country",
+    "locale",
+    "time_zone",
+    "tags",
+    "user_id",
+    "ignore",
+];
 const ORDER_FIELDS: &[&str] = &[
-    "order_id", "email", "phone", "whatsapp", "user_id", "total", "currency", "placed_at", "product_id", "sku", "product_name",
-    "category", "price", "quantity", "ignore",
+    "order_id",
+    "email",
+    "phone",
+    "whatsapp",
+    "user_id",
+    "total",
+    "currency",
+    "placed_at",
+    "product_id",
+    "sku",
+    "product_name",
+    "category",
+    "price",
+    "quantity",
+    "ignore",
 ];
 
 /// The field of every column: explicit mapping first, then a guess from the header.
-fn resolve_mapping(kind: ImportKind, headers: &[String], explicit: &ColumnMapping) -> CoreResult<Vec<String>> {
+fn resolve_mapping(
+    kind: ImportKind,
+    headers: &[String],
+    explicit: &ColumnMapping,
+) -> CoreResult<Vec<String>> {
     let mut errors = Vec::new();
     for (header, field) in &explicit.0 {
         if !headers.contains(header) {
-            errors.push(FieldError::new("unknown_column", format!("mapping.{header}"), "the file has no such column"));
+            errors.push(FieldError::new(
+                "unknown_column",
+                format!("mapping.{header}"),
+                "the file has no such column",
+            ));
         }
         let allowed = match kind {
             ImportKind::Customers => {
                 CUSTOMER_FIELDS.contains(&field.as_str())
                     || field.strip_prefix("trait:").is_some_and(|t| !t.is_empty())
-                    || field.strip_prefix("external:").is_some_and(|t| !t.is_empty())
+                    || field
+                        .strip_prefix("external:")
+                        .is_some_and(|t| !t.is_empty())
             }
-            ImportKind::Orders => ORDER_FIELDS.contains(&field.as_str()) || field.strip_prefix("external:").is_some_and(|t| !t.is_empty()),
+            ImportKind::Orders => {
+                ORDER_FIELDS.contains(&field.as_str())
+                    || field
+                        .strip_prefix("external:")
+                        .is_some_and(|t| !t.is_empty())
+            }
         };
         if !allowed {
-            errors.push(FieldError::new("unknown_field", format!("mapping.{header}"), format!("{field:?} is not a field of {}", kind.as_str())));
+            errors.push(FieldError::new(
+                "unknown_field",
+                format!("mapping.{header}"),
+                format!("{field:?} is not a field of {}", kind.as_str()),
+            ));
         }
     }
     if !errors.is_empty() {
@@ -146,31 +196,50 @@ fn resolve_mapping(kind: ImportKind, headers: &[String], explicit: &ColumnMappin
     }
     Ok(headers
         .iter()
-        .map(|h| explicit.0.get(h).cloned().unwrap_or_else(|| guess_field(kind, h).to_string()))
+        .map(|h| {
+            explicit
+                .0
+                .get(h)
+                .cloned()
+                .unwrap_or_else(|| guess_field(kind, h).to_string())
+        })
         .collect())
 }
 
+/// A CSV reader that skips a UTF-8 byte-order mark (spreadsheets write one) and picks the
+/// delimiter from the header line: Brazilian spreadsheet exports use `;`, others `,` or tab.
 fn csv_reader(input: impl Read) -> csv::Reader<impl Read> {
-    csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(strip_bom(input))
-}
-
-/// Spreadsheet programs write a UTF-8 byte-order mark; it must not end up in the first header.
-fn strip_bom(mut input: impl Read) -> impl Read {
-    let mut head = [0u8; 3];
-    let mut filled = 0;
-    while filled < 3 {
-        match input.read(&mut head[filled..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => filled += n,
+    use std::io::BufRead;
+    let mut buffered = std::io::BufReader::with_capacity(64 * 1024, input);
+    let mut delimiter = b',';
+    if let Ok(head) = buffered.fill_buf() {
+        let bom = head.starts_with(&[0xEF, 0xBB, 0xBF]);
+        let start = if bom { 3 } else { 0 };
+        let first_line = head[start..].split(|b| *b == b'\n').next().unwrap_or(&[]);
+        let count = |d: u8| first_line.iter().filter(|b| **b == d).count();
+        let (commas, semicolons, tabs) = (count(b','), count(b';'), count(b'\t'));
+        if semicolons > commas && semicolons >= tabs {
+            delimiter = b';';
+        } else if tabs > commas && tabs > semicolons {
+            delimiter = b'\t';
+        }
+        if bom {
+            buffered.consume(3);
         }
     }
-    // Keep the bytes read unless they were the mark itself.
-    let kept = if filled == 3 && head == [0xEF, 0xBB, 0xBF] { Vec::new() } else { head[..filled].to_vec() };
-    std::io::Cursor::new(kept).chain(input)
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .delimiter(delimiter)
+        .from_reader(buffered)
 }
 
 fn csv_error(e: csv::Error) -> CoreError {
-    CoreError::invalid("invalid_csv", "file", format!("the file is not valid CSV: {e}"))
+    CoreError::invalid(
+        "invalid_csv",
+        "file",
+        format!("the file is not valid CSV: {e}"),
+    )
 }
 
 /// One parsed customer row.
@@ -179,7 +248,11 @@ struct CustomerRow {
     keys: Vec<IdentityKey>,
 }
 
-fn parse_customer_row(fields: &[String], record: &csv::StringRecord, region: &str) -> Result<(CustomerPatch, Vec<IdentityKey>), FieldError> {
+fn parse_customer_row(
+    fields: &[String],
+    record: &csv::StringRecord,
+    region: &str,
+) -> Result<(CustomerPatch, Vec<IdentityKey>), FieldError> {
     let mut body = Map::new();
     let mut traits = Map::new();
     let mut keys = Vec::new();
@@ -190,7 +263,10 @@ fn parse_customer_row(fields: &[String], record: &csv::StringRecord, region: &st
         if field == "user_id" {
             keys.push(IdentityKey::new(IdentityKind::UserId, value));
         } else if let Some(source) = field.strip_prefix("external:") {
-            keys.push(IdentityKey::new(IdentityKind::External(source.to_string()), value));
+            keys.push(IdentityKey::new(
+                IdentityKind::External(source.to_string()),
+                value,
+            ));
         } else if let Some(name) = field.strip_prefix("trait:") {
             traits.insert(name.to_string(), Value::String(value.to_string()));
         } else {
@@ -203,7 +279,11 @@ fn parse_customer_row(fields: &[String], record: &csv::StringRecord, region: &st
     let patch = CustomerPatch::from_json(&body, region, false).map_err(|mut e| e.remove(0))?;
     keys.extend(contact_keys(&patch));
     if keys.is_empty() {
-        return Err(FieldError::new("missing_identity", "email", "a row needs an email, phone, WhatsApp, user id or external id"));
+        return Err(FieldError::new(
+            "missing_identity",
+            "email",
+            "a row needs an email, phone, WhatsApp, user id or external id",
+        ));
     }
     Ok((patch, keys))
 }
@@ -223,19 +303,50 @@ fn parse_timestamp(raw: &str, field: &str) -> Result<Timestamp, FieldError> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
-    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%d/%m/%Y %H:%M:%S",
+        "%d/%m/%Y %H:%M",
+    ] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(raw, format) {
             return Ok(t.and_utc());
         }
     }
     ciclo_domain::customer::parse_date(raw)
         .map(|d| d.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc())
-        .map_err(|_| FieldError::new("invalid_timestamp", field, format!("{raw:?} is not a date (expected ISO 8601 or DD/MM/YYYY)")))
+        .map_err(|_| {
+            FieldError::new(
+                "invalid_timestamp",
+                field,
+                format!("{raw:?} is not a date (expected ISO 8601 or DD/MM/YYYY)"),
+            )
+        })
 }
 
-fn parse_order_row(fields: &[String], record: &csv::StringRecord, region: &str, now: Timestamp) -> Result<OrderLine, FieldError> {
-    let mut line = OrderLine { line: 0, order_id: String::new(), keys: Vec::new(), total_minor: None, currency: None, placed_at: None, item: None };
-    let mut item = OrderItem { product_id: None, sku: None, name: None, category: None, price_minor: 0, quantity: 1 };
+fn parse_order_row(
+    fields: &[String],
+    record: &csv::StringRecord,
+    region: &str,
+    now: Timestamp,
+) -> Result<OrderLine, FieldError> {
+    let mut line = OrderLine {
+        line: 0,
+        order_id: String::new(),
+        keys: Vec::new(),
+        total_minor: None,
+        currency: None,
+        placed_at: None,
+        item: None,
+    };
+    let mut item = OrderItem {
+        product_id: None,
+        sku: None,
+        name: None,
+        category: None,
+        price_minor: 0,
+        quantity: 1,
+    };
     let mut has_item = false;
     for (field, value) in fields.iter().zip(record.iter()) {
         if value.is_empty() {
@@ -243,24 +354,47 @@ fn parse_order_row(fields: &[String], record: &csv::StringRecord, region: &str, 
         }
         match field.as_str() {
             "order_id" => line.order_id = value.to_string(),
-            "email" => line.keys.push(IdentityKey::new(IdentityKind::Email, ciclo_domain::contact::Email::parse(value)?.as_str())),
+            "email" => line.keys.push(IdentityKey::new(
+                IdentityKind::Email,
+                ciclo_domain::contact::Email::parse(value)?.as_str(),
+            )),
             "phone" | "whatsapp" => {
-                let phone = ciclo_domain::contact::Phone::parse(value, region).map_err(|e| FieldError { field: field.clone(), ..e })?;
-                let kind = if field == "phone" { IdentityKind::Phone } else { IdentityKind::Whatsapp };
+                let phone =
+                    ciclo_domain::contact::Phone::parse(value, region).map_err(|e| FieldError {
+                        field: field.clone(),
+                        ..e
+                    })?;
+                let kind = if field == "phone" {
+                    IdentityKind::Phone
+                } else {
+                    IdentityKind::Whatsapp
+                };
                 line.keys.push(IdentityKey::new(kind, phone.as_str()));
             }
-            "user_id" => line.keys.push(IdentityKey::new(IdentityKind::UserId, value)),
-            "total" => line.total_minor = Some(money_to_minor(&Value::String(value.into()), "total")?),
+            "user_id" => line
+                .keys
+                .push(IdentityKey::new(IdentityKind::UserId, value)),
+            "total" => {
+                line.total_minor = Some(money_to_minor(&Value::String(value.into()), "total")?)
+            }
             "currency" => {
                 if value.len() != 3 || !value.chars().all(|c| c.is_ascii_alphabetic()) {
-                    return Err(FieldError::new("invalid_currency", "currency", "expected an ISO 4217 code such as BRL"));
+                    return Err(FieldError::new(
+                        "invalid_currency",
+                        "currency",
+                        "expected an ISO 4217 code such as BRL",
+                    ));
                 }
                 line.currency = Some(value.to_uppercase());
             }
             "placed_at" => {
                 let t = parse_timestamp(value, "placed_at")?;
                 if t > now + chrono::Duration::days(1) {
-                    return Err(FieldError::new("timestamp_in_future", "placed_at", "the order date lies in the future"));
+                    return Err(FieldError::new(
+                        "timestamp_in_future",
+                        "placed_at",
+                        "the order date lies in the future",
+                    ));
                 }
                 line.placed_at = Some(t);
             }
@@ -268,26 +402,46 @@ fn parse_order_row(fields: &[String], record: &csv::StringRecord, region: &str, 
             "sku" => (item.sku, has_item) = (Some(value.into()), true),
             "product_name" => (item.name, has_item) = (Some(value.into()), true),
             "category" => item.category = Some(value.into()),
-            "price" => (item.price_minor, has_item) = (money_to_minor(&Value::String(value.into()), "price")?, true),
+            "price" => {
+                (item.price_minor, has_item) =
+                    (money_to_minor(&Value::String(value.into()), "price")?, true)
+            }
             "quantity" => {
                 item.quantity = value
                     .parse::<i64>()
                     .ok()
                     .filter(|q| *q > 0)
-                    .ok_or_else(|| FieldError::new("invalid_quantity", "quantity", "expected a positive whole number"))?
+                    .ok_or_else(|| {
+                        FieldError::new(
+                            "invalid_quantity",
+                            "quantity",
+                            "expected a positive whole number",
+                        )
+                    })?
             }
             other => {
                 if let Some(source) = other.strip_prefix("external:") {
-                    line.keys.push(IdentityKey::new(IdentityKind::External(source.into()), value));
+                    line.keys.push(IdentityKey::new(
+                        IdentityKind::External(source.into()),
+                        value,
+                    ));
                 }
             }
         }
     }
     if line.order_id.is_empty() {
-        return Err(FieldError::new("missing_field", "order_id", "every line needs an order id"));
+        return Err(FieldError::new(
+            "missing_field",
+            "order_id",
+            "every line needs an order id",
+        ));
     }
     if line.keys.is_empty() {
-        return Err(FieldError::new("missing_identity", "email", "a line needs the customer's email, phone or user id"));
+        return Err(FieldError::new(
+            "missing_identity",
+            "email",
+            "a line needs the customer's email, phone or user id",
+        ));
     }
     if has_item {
         line.item = Some(item);
@@ -296,7 +450,12 @@ fn parse_order_row(fields: &[String], record: &csv::StringRecord, region: &str, 
 }
 
 fn rejected_row(line: u64, e: FieldError) -> RejectedRow {
-    RejectedRow { line, code: e.code, field: e.field, reason: e.reason }
+    RejectedRow {
+        line,
+        code: e.code,
+        field: e.field,
+        reason: e.reason,
+    }
 }
 
 /// Guards exported cells against spreadsheet formula injection (OWASP: CSV injection).
@@ -313,20 +472,42 @@ fn money(minor: i64) -> String {
 }
 
 fn time_cell(t: Option<Timestamp>) -> String {
-    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default()
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
 }
 
 impl Ciclo {
     /// Reads the header and a few rows and proposes a mapping.
-    pub fn preview_import(&self, kind: ImportKind, input: impl Read, mapping: &ColumnMapping, rows: usize) -> CoreResult<ImportPreview> {
+    pub fn preview_import(
+        &self,
+        kind: ImportKind,
+        input: impl Read,
+        mapping: &ColumnMapping,
+        rows: usize,
+    ) -> CoreResult<ImportPreview> {
         let mut reader = csv_reader(input);
-        let headers: Vec<String> = reader.headers().map_err(csv_error)?.iter().map(str::to_string).collect();
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(csv_error)?
+            .iter()
+            .map(str::to_string)
+            .collect();
         let fields = resolve_mapping(kind, &headers, mapping)?;
         let mut sample = Vec::new();
         for record in reader.records().take(rows) {
-            sample.push(record.map_err(csv_error)?.iter().map(str::to_string).collect());
+            sample.push(
+                record
+                    .map_err(csv_error)?
+                    .iter()
+                    .map(str::to_string)
+                    .collect(),
+            );
         }
-        Ok(ImportPreview { mapping: ColumnMapping(headers.iter().cloned().zip(fields).collect()), headers, rows: sample })
+        Ok(ImportPreview {
+            mapping: ColumnMapping(headers.iter().cloned().zip(fields).collect()),
+            headers,
+            rows: sample,
+        })
     }
 
     /// Imports a CSV file. `progress(rows_done)` is called now and then (for a progress bar).
@@ -341,7 +522,12 @@ impl Ciclo {
     ) -> CoreResult<ImportRun> {
         actor.require(Permission::WriteCustomers)?;
         let mut reader = csv_reader(input);
-        let headers: Vec<String> = reader.headers().map_err(csv_error)?.iter().map(str::to_string).collect();
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(csv_error)?
+            .iter()
+            .map(str::to_string)
+            .collect();
         let fields = resolve_mapping(kind, &headers, mapping)?;
         let now = self.clock.now();
         let mut run = ImportRun {
@@ -362,8 +548,12 @@ impl Ciclo {
         };
         write(&*self.store, |tx| tx.insert_import(&run))?;
         let result = match kind {
-            ImportKind::Customers => self.import_customers(actor, &mut reader, &fields, &mut run, progress),
-            ImportKind::Orders => self.import_orders(actor, &mut reader, &fields, &mut run, progress),
+            ImportKind::Customers => {
+                self.import_customers(actor, &mut reader, &fields, &mut run, progress)
+            }
+            ImportKind::Orders => {
+                self.import_orders(actor, &mut reader, &fields, &mut run, progress)
+            }
         };
         run.status = if result.is_ok() { "done" } else { "failed" }.into();
         run.finished_at = Some(self.clock.now());
@@ -389,7 +579,10 @@ impl Ciclo {
                     let line = e.position().map(|p| p.line()).unwrap_or(0);
                     run.rows_total += 1;
                     run.rows_rejected += 1;
-                    run.rejected.push(rejected_row(line, FieldError::new("invalid_csv", "", e.to_string())));
+                    run.rejected.push(rejected_row(
+                        line,
+                        FieldError::new("invalid_csv", "", e.to_string()),
+                    ));
                     if matches!(e.kind(), csv::ErrorKind::Io(_)) {
                         return Err(csv_error(e));
                     }
@@ -422,7 +615,11 @@ impl Ciclo {
         }
     }
 
-    fn apply_customer_rows(&self, actor: &Actor, rows: &[CustomerRow]) -> CoreResult<(i64, i64, i64)> {
+    fn apply_customer_rows(
+        &self,
+        actor: &Actor,
+        rows: &[CustomerRow],
+    ) -> CoreResult<(i64, i64, i64)> {
         let ws = actor.workspace.id.clone();
         let now = self.clock.now();
         Ok(write(&*self.store, |tx| {
@@ -432,7 +629,12 @@ impl Ciclo {
             let (mut created, mut updated, mut unchanged) = (0, 0, 0);
             let mut touched_new: Vec<CustomerId> = Vec::new();
             for row in rows {
-                let provenance = Provenance { source: "import", message_id: None, actor: Some(actor.label()), at: now };
+                let provenance = Provenance {
+                    source: "import",
+                    message_id: None,
+                    actor: Some(actor.label()),
+                    at: now,
+                };
                 let existed_before = row.keys.iter().any(|k| graph.owner_of(k).is_some());
                 let root = graph.resolve(tx, &row.keys, &[], &provenance)?;
                 let customer = graph.customer_mut(tx, &root)?;
@@ -494,7 +696,10 @@ impl Ciclo {
                 }
                 Err(e) => {
                     run.rows_rejected += 1;
-                    run.rejected.push(rejected_row(e.position().map(|p| p.line()).unwrap_or(0), FieldError::new("invalid_csv", "", e.to_string())));
+                    run.rejected.push(rejected_row(
+                        e.position().map(|p| p.line()).unwrap_or(0),
+                        FieldError::new("invalid_csv", "", e.to_string()),
+                    ));
                 }
             }
         }
@@ -514,11 +719,17 @@ impl Ciclo {
                     }
                 }
                 let items: Vec<OrderItem> = lines.iter().filter_map(|l| l.item.clone()).collect();
-                let total = lines.iter().find_map(|l| l.total_minor).unwrap_or_else(|| items.iter().map(|i| i.price_minor * i.quantity).sum());
+                let total = lines
+                    .iter()
+                    .find_map(|l| l.total_minor)
+                    .unwrap_or_else(|| items.iter().map(|i| i.price_minor * i.quantity).sum());
                 let Some(placed_at) = lines.iter().find_map(|l| l.placed_at) else {
                     run.rows_rejected += lines.len() as i64;
                     for l in lines {
-                        run.rejected.push(rejected_row(l.line, FieldError::new("missing_field", "placed_at", "the order has no date")));
+                        run.rejected.push(rejected_row(
+                            l.line,
+                            FieldError::new("missing_field", "placed_at", "the order has no date"),
+                        ));
                     }
                     continue;
                 };
@@ -528,7 +739,10 @@ impl Ciclo {
                     customer_id: CustomerId::generate(0, 0), // set once the customer is resolved
                     external_id: order_id.clone(),
                     total_minor: total,
-                    currency: lines.iter().find_map(|l| l.currency.clone()).unwrap_or_else(|| actor.workspace.currency.clone()),
+                    currency: lines
+                        .iter()
+                        .find_map(|l| l.currency.clone())
+                        .unwrap_or_else(|| actor.workspace.currency.clone()),
                     placed_at,
                     source: "import".into(),
                     event_id: None,
@@ -539,13 +753,24 @@ impl Ciclo {
             }
             let (created, unchanged) = write(&*self.store, |tx| {
                 let mut graph = Graph::new(self, ws.clone());
-                let all: Vec<IdentityKey> = batch.iter().flat_map(|(_, _, k)| k.iter().cloned()).collect();
+                let all: Vec<IdentityKey> = batch
+                    .iter()
+                    .flat_map(|(_, _, k)| k.iter().cloned())
+                    .collect();
                 graph.prefetch(tx, &all)?;
                 let (mut created, mut unchanged) = (0i64, 0i64);
                 for (_, order, keys) in &batch {
-                    let provenance = Provenance { source: "import", message_id: None, actor: Some(actor.label()), at: order.placed_at };
+                    let provenance = Provenance {
+                        source: "import",
+                        message_id: None,
+                        actor: Some(actor.label()),
+                        at: order.placed_at,
+                    };
                     let root = graph.resolve(tx, keys, &[], &provenance)?;
-                    let owner = keys.first().and_then(|k| graph.owner_of(k)).unwrap_or_else(|| root.clone());
+                    let owner = keys
+                        .first()
+                        .and_then(|k| graph.owner_of(k))
+                        .unwrap_or_else(|| root.clone());
                     graph.flush(tx)?;
                     let event_id = self.new_id(EventId::generate);
                     let event = Event {
@@ -581,7 +806,9 @@ impl Ciclo {
                     if tx.insert_order(&order)? {
                         tx.insert_events(std::slice::from_ref(&event))?;
                         let customer = graph.customer_mut(tx, &root)?;
-                        customer.stats.record_order(order.total_minor, order.placed_at);
+                        customer
+                            .stats
+                            .record_order(order.total_minor, order.placed_at);
                         customer.seen_at(order.placed_at);
                         created += 1;
                     } else {
@@ -600,15 +827,40 @@ impl Ciclo {
     }
 
     /// Writes customers matching `query` (all pages) as CSV; returns the number of rows.
-    pub fn export_customers_csv(&self, actor: &Actor, mut query: CustomerQuery, out: impl Write) -> CoreResult<u64> {
+    pub fn export_customers_csv(
+        &self,
+        actor: &Actor,
+        mut query: CustomerQuery,
+        out: impl Write,
+    ) -> CoreResult<u64> {
         actor.require(Permission::ExportCustomers)?;
         let mut writer = csv::Writer::from_writer(out);
         let header = [
-            "id", "name", "email", "phone", "whatsapp", "birthday", "city", "state", "country", "locale", "time_zone", "tags",
-            "orders_count", "total_spent", "average_order_value", "first_order_at", "last_order_at", "first_seen_at", "last_seen_at",
-            "created_at", "traits",
+            "id",
+            "name",
+            "email",
+            "phone",
+            "whatsapp",
+            "birthday",
+            "city",
+            "state",
+            "country",
+            "locale",
+            "time_zone",
+            "tags",
+            "orders_count",
+            "total_spent",
+            "average_order_value",
+            "first_order_at",
+            "last_order_at",
+            "first_seen_at",
+            "last_seen_at",
+            "created_at",
+            "traits",
         ];
-        writer.write_record(header).map_err(|e| CoreError::Store(StoreError::Backend(e.to_string())))?;
+        writer
+            .write_record(header)
+            .map_err(|e| CoreError::Store(StoreError::Backend(e.to_string())))?;
         query.limit = crate::customers::MAX_PAGE;
         let mut cursor: Option<String> = None;
         let mut count = 0u64;
@@ -620,7 +872,10 @@ impl Ciclo {
                     c.name.clone().unwrap_or_default(),
                     c.email.as_ref().map(|e| e.to_string()).unwrap_or_default(),
                     c.phone.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-                    c.whatsapp.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                    c.whatsapp
+                        .as_ref()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
                     c.birthday.map(|d| d.to_string()).unwrap_or_default(),
                     c.city.clone().unwrap_or_default(),
                     c.state.clone().unwrap_or_default(),
@@ -636,7 +891,11 @@ impl Ciclo {
                     time_cell(Some(c.first_seen_at)),
                     time_cell(Some(c.last_seen_at)),
                     time_cell(Some(c.created_at)),
-                    if c.traits.is_empty() { String::new() } else { Value::Object(c.traits.clone()).to_string() },
+                    if c.traits.is_empty() {
+                        String::new()
+                    } else {
+                        Value::Object(c.traits.clone()).to_string()
+                    },
                 ];
                 writer
                     .write_record(row.iter().map(|v| safe_cell(v)))
@@ -648,7 +907,9 @@ impl Ciclo {
                 None => break,
             }
         }
-        writer.flush().map_err(|e| CoreError::Store(StoreError::Backend(e.to_string())))?;
+        writer
+            .flush()
+            .map_err(|e| CoreError::Store(StoreError::Backend(e.to_string())))?;
         Ok(count)
     }
 
@@ -659,7 +920,20 @@ impl Ciclo {
         let mut writer = csv::Writer::from_writer(out);
         let io = |e: csv::Error| CoreError::Store(StoreError::Backend(e.to_string()));
         writer
-            .write_record(["order_id", "customer_id", "email", "placed_at", "total", "currency", "product_id", "sku", "product_name", "category", "price", "quantity"])
+            .write_record([
+                "order_id",
+                "customer_id",
+                "email",
+                "placed_at",
+                "total",
+                "currency",
+                "product_id",
+                "sku",
+                "product_name",
+                "category",
+                "price",
+                "quantity",
+            ])
             .map_err(io)?;
         let ws = actor.workspace.id.clone();
         let mut after = None;
@@ -667,7 +941,8 @@ impl Ciclo {
         loop {
             let (orders, emails) = read(&*self.store, |tx| {
                 let orders = tx.list_orders(&ws, after.as_ref(), 500)?;
-                let mut ids: Vec<CustomerId> = orders.iter().map(|o| o.customer_id.clone()).collect();
+                let mut ids: Vec<CustomerId> =
+                    orders.iter().map(|o| o.customer_id.clone()).collect();
                 ids.sort();
                 ids.dedup();
                 let emails: BTreeMap<CustomerId, String> = tx
@@ -683,10 +958,23 @@ impl Ciclo {
             }
             for o in &orders {
                 let email = emails.get(&o.customer_id).cloned().unwrap_or_default();
-                let base = [o.external_id.clone(), o.customer_id.to_string(), email, time_cell(Some(o.placed_at)), money(o.total_minor), o.currency.clone()];
+                let base = [
+                    o.external_id.clone(),
+                    o.customer_id.to_string(),
+                    email,
+                    time_cell(Some(o.placed_at)),
+                    money(o.total_minor),
+                    o.currency.clone(),
+                ];
                 if o.items.is_empty() {
-                    let row: Vec<String> = base.iter().cloned().chain(std::iter::repeat_n(String::new(), 6)).collect();
-                    writer.write_record(row.iter().map(|v| safe_cell(v))).map_err(io)?;
+                    let row: Vec<String> = base
+                        .iter()
+                        .cloned()
+                        .chain(std::iter::repeat_n(String::new(), 6))
+                        .collect();
+                    writer
+                        .write_record(row.iter().map(|v| safe_cell(v)))
+                        .map_err(io)?;
                 }
                 for i in &o.items {
                     let row: Vec<String> = base
@@ -701,23 +989,30 @@ impl Ciclo {
                             i.quantity.to_string(),
                         ])
                         .collect();
-                    writer.write_record(row.iter().map(|v| safe_cell(v))).map_err(io)?;
+                    writer
+                        .write_record(row.iter().map(|v| safe_cell(v)))
+                        .map_err(io)?;
                 }
                 count += 1;
             }
             after = orders.last().map(|o| o.id.clone());
         }
-        writer.flush().map_err(|e| CoreError::Store(StoreError::Backend(e.to_string())))?;
+        writer
+            .flush()
+            .map_err(|e| CoreError::Store(StoreError::Backend(e.to_string())))?;
         Ok(count)
     }
 
     pub fn get_import(&self, actor: &Actor, id: &ImportId) -> CoreResult<ImportRun> {
         actor.require(Permission::ReadCustomers)?;
-        read(&*self.store, |tx| tx.get_import(&actor.workspace.id, id))?.ok_or(CoreError::NotFound("import"))
+        read(&*self.store, |tx| tx.get_import(&actor.workspace.id, id))?
+            .ok_or(CoreError::NotFound("import"))
     }
 
     pub fn list_imports(&self, actor: &Actor) -> CoreResult<Vec<ImportRun>> {
         actor.require(Permission::ReadCustomers)?;
-        Ok(read(&*self.store, |tx| tx.list_imports(&actor.workspace.id, 100))?)
+        Ok(read(&*self.store, |tx| {
+            tx.list_imports(&actor.workspace.id, 100)
+        })?)
     }
 }

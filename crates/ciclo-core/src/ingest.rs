@@ -56,7 +56,10 @@ struct Prepared {
 fn reject(index: usize, raw: &Value, e: FieldError) -> RejectedMessage {
     RejectedMessage {
         index,
-        message_id: raw.get("messageId").and_then(Value::as_str).map(str::to_string),
+        message_id: raw
+            .get("messageId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         code: e.code,
         field: e.field,
         reason: e.reason,
@@ -85,13 +88,28 @@ fn prepare(message: IncomingMessage, workspace: &Workspace) -> Result<Prepared, 
             lookup_only.push(IdentityKey::new(IdentityKind::UserId, previous));
         }
     }
-    let order = if message.event_type == EventType::Track && message.name.as_deref() == Some(ORDER_COMPLETED) {
-        Some(order_from_properties(&message.properties, &workspace.currency)?)
+    let order = if message.event_type == EventType::Track
+        && message.name.as_deref() == Some(ORDER_COMPLETED)
+    {
+        Some(order_from_properties(
+            &message.properties,
+            &workspace.currency,
+        )?)
     } else {
         None
     };
-    let primary = keys.first().cloned().ok_or_else(|| FieldError::new("missing_identity", "userId", "no identifier"))?;
-    Ok(Prepared { message, patch, order, keys, lookup_only, primary })
+    let primary = keys
+        .first()
+        .cloned()
+        .ok_or_else(|| FieldError::new("missing_identity", "userId", "no identifier"))?;
+    Ok(Prepared {
+        message,
+        patch,
+        order,
+        keys,
+        lookup_only,
+        primary,
+    })
 }
 
 impl Ciclo {
@@ -111,7 +129,9 @@ impl Ciclo {
         let mut prepared: Vec<Prepared> = Vec::with_capacity(messages.len());
         let mut seen_in_batch: HashSet<String> = HashSet::new();
         for (index, raw) in messages.iter().enumerate() {
-            let size = serde_json::to_vec(raw).map(|v| v.len()).unwrap_or(usize::MAX);
+            let size = serde_json::to_vec(raw)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
             if size > MAX_MESSAGE_BYTES {
                 report.rejected.push(reject(
                     index,
@@ -121,7 +141,9 @@ impl Ciclo {
                 continue;
             }
             let fallback_id = self.new_id(EventId::generate).to_string();
-            match parse_message(raw, forced_type, received_at, &fallback_id).and_then(|m| prepare(m, workspace)) {
+            match parse_message(raw, forced_type, received_at, &fallback_id)
+                .and_then(|m| prepare(m, workspace))
+            {
                 Ok(p) => {
                     if seen_in_batch.insert(p.message.message_id.clone()) {
                         prepared.push(p);
@@ -137,17 +159,32 @@ impl Ciclo {
         }
         let ws = workspace.id.clone();
         let (accepted, duplicates) = write(&*self.store, |tx| {
-            let ids: Vec<String> = prepared.iter().map(|p| p.message.message_id.clone()).collect();
-            let existing: HashSet<String> = tx.existing_message_ids(&ws, &ids)?.into_iter().collect();
-            let fresh: Vec<&Prepared> = prepared.iter().filter(|p| !existing.contains(&p.message.message_id)).collect();
+            let ids: Vec<String> = prepared
+                .iter()
+                .map(|p| p.message.message_id.clone())
+                .collect();
+            let existing: HashSet<String> =
+                tx.existing_message_ids(&ws, &ids)?.into_iter().collect();
+            let fresh: Vec<&Prepared> = prepared
+                .iter()
+                .filter(|p| !existing.contains(&p.message.message_id))
+                .collect();
             let mut graph = Graph::new(self, ws.clone());
-            let all_keys: Vec<IdentityKey> = fresh.iter().flat_map(|p| p.keys.iter().chain(&p.lookup_only).cloned()).collect();
+            let all_keys: Vec<IdentityKey> = fresh
+                .iter()
+                .flat_map(|p| p.keys.iter().chain(&p.lookup_only).cloned())
+                .collect();
             graph.prefetch(tx, &all_keys)?;
             let mut events = Vec::with_capacity(fresh.len());
             let mut orders: Vec<(usize, CustomerId, Order)> = Vec::new();
             for p in &fresh {
                 let m = &p.message;
-                let provenance = Provenance { source: "automatic", message_id: Some(&m.message_id), actor: None, at: m.timestamp };
+                let provenance = Provenance {
+                    source: "automatic",
+                    message_id: Some(&m.message_id),
+                    actor: None,
+                    at: m.timestamp,
+                };
                 let root = graph.resolve(tx, &p.keys, &p.lookup_only, &provenance)?;
                 let owner = graph.owner_of(&p.primary).unwrap_or_else(|| root.clone());
                 let customer = graph.customer_mut(tx, &root)?;
@@ -169,7 +206,11 @@ impl Ciclo {
                             total_minor: draft.total_minor,
                             currency: draft.currency.clone(),
                             placed_at: m.timestamp,
-                            source: if source.0 == "api" { "track".to_string() } else { source.0.to_string() },
+                            source: if source.0 == "api" {
+                                "track".to_string()
+                            } else {
+                                source.0.to_string()
+                            },
                             event_id: Some(event_id.clone()),
                             items: draft.items.clone(),
                         },
@@ -208,7 +249,10 @@ impl Ciclo {
             let accepted = inserted.iter().filter(|i| **i).count();
             for (event_index, root, order) in &orders {
                 if inserted.get(*event_index).copied().unwrap_or(false) && tx.insert_order(order)? {
-                    graph.customer_mut(tx, root)?.stats.record_order(order.total_minor, order.placed_at);
+                    graph
+                        .customer_mut(tx, root)?
+                        .stats
+                        .record_order(order.total_minor, order.placed_at);
                 }
             }
             graph.flush(tx)?;

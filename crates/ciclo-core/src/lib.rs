@@ -27,7 +27,11 @@ pub struct Ciclo {
 
 impl Ciclo {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, random: Arc<dyn Random>) -> Self {
-        Ciclo { store, clock, random }
+        Ciclo {
+            store,
+            clock,
+            random,
+        }
     }
 
     /// A new id of type `T`, sortable by creation time.
