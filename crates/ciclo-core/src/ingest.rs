@@ -6,7 +6,7 @@ use crate::error::CoreResult;
 use crate::identity::{Graph, Provenance};
 use crate::Ciclo;
 use ciclo_domain::customer::CustomerPatch;
-use ciclo_domain::event::{parse_message, Event, EventType, IncomingMessage, MAX_MESSAGE_BYTES};
+use ciclo_domain::event::{parse_message, Event, EventType, IncomingMessage};
 use ciclo_domain::identity::{IdentityKey, IdentityKind};
 use ciclo_domain::ids::{CustomerId, EventId, OrderId};
 use ciclo_domain::operator::Workspace;
@@ -114,8 +114,9 @@ fn prepare(message: IncomingMessage, workspace: &Workspace) -> Result<Prepared, 
 
 impl Ciclo {
     /// Ingests raw Segment messages into `workspace`. `forced_type` is the endpoint's type
-    /// (`/v1/track`) or `None` for `/v1/batch`. Messages over Segment's 32 KB limit and invalid
-    /// ones are reported as rejected; the valid ones are stored in one transaction, so when this
+    /// (`/v1/track`) or `None` for `/v1/batch`. The caller enforces Segment's size limits on the
+    /// raw bytes (the HTTP layer does; re-serialising here would cost on the hot path). Invalid
+    /// messages are reported as rejected; the valid ones are stored in one transaction, so when this
     /// returns they are committed.
     pub fn ingest(
         &self,
@@ -129,17 +130,6 @@ impl Ciclo {
         let mut prepared: Vec<Prepared> = Vec::with_capacity(messages.len());
         let mut seen_in_batch: HashSet<String> = HashSet::new();
         for (index, raw) in messages.iter().enumerate() {
-            let size = serde_json::to_vec(raw)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
-            if size > MAX_MESSAGE_BYTES {
-                report.rejected.push(reject(
-                    index,
-                    raw,
-                    FieldError::new("message_too_large", "", format!("a message may be at most {MAX_MESSAGE_BYTES} bytes; this one is {size}")),
-                ));
-                continue;
-            }
             let fallback_id = self.new_id(EventId::generate).to_string();
             match parse_message(raw, forced_type, received_at, &fallback_id)
                 .and_then(|m| prepare(m, workspace))

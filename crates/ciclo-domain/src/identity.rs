@@ -38,14 +38,14 @@ impl IdentityKind {
             "phone" => IdentityKind::Phone,
             "whatsapp" => IdentityKind::Whatsapp,
             other => match other.strip_prefix("external:") {
-                Some(source) if !source.is_empty() && source.len() <= 64 => IdentityKind::External(source.to_string()),
-                _ => {
-                    return Err(FieldError::new(
-                        "invalid_identity_kind",
-                        "kind",
-                        "expected user_id, anonymous_id, email, phone, whatsapp or external:<source>",
-                    ))
+                Some(source) if !source.is_empty() && source.len() <= 64 => {
+                    IdentityKind::External(source.to_string())
                 }
+                _ => return Err(FieldError::new(
+                    "invalid_identity_kind",
+                    "kind",
+                    "expected user_id, anonymous_id, email, phone, whatsapp or external:<source>",
+                )),
             },
         })
     }
@@ -78,7 +78,10 @@ pub struct IdentityKey {
 
 impl IdentityKey {
     pub fn new(kind: IdentityKind, value: impl Into<String>) -> Self {
-        IdentityKey { kind, value: value.into() }
+        IdentityKey {
+            kind,
+            value: value.into(),
+        }
     }
 }
 
@@ -139,7 +142,10 @@ pub struct Resolution {
 /// else the oldest root. Every other root merges into the winner, unless both have user ids and
 /// they differ: two different user ids never merge, and the pair is reported as a conflict.
 pub fn resolve(keys: &[IdentityKey], found: &[FoundIdentity], roots: &[RootProfile]) -> Resolution {
-    let message_user_id = keys.iter().find(|k| k.kind.is_user_id()).map(|k| k.value.clone());
+    let message_user_id = keys
+        .iter()
+        .find(|k| k.kind.is_user_id())
+        .map(|k| k.value.clone());
     let root_info = |id: &CustomerId| roots.iter().find(|r| &r.id == id);
 
     // Distinct roots, each with the first identifier that led to it (keys are ordered by trust).
@@ -152,12 +158,19 @@ pub fn resolve(keys: &[IdentityKey], found: &[FoundIdentity], roots: &[RootProfi
         }
     }
 
-    let user_ids_of = |id: &CustomerId| root_info(id).map(|r| r.user_ids.clone()).unwrap_or_default();
+    let user_ids_of = |id: &CustomerId| {
+        root_info(id)
+            .map(|r| r.user_ids.clone())
+            .unwrap_or_default()
+    };
     let created_of = |id: &CustomerId| root_info(id).map(|r| r.created_at);
 
-    let owner = message_user_id
-        .as_ref()
-        .and_then(|u| distinct.iter().find(|(id, _)| user_ids_of(id).contains(u)).map(|(id, _)| id.clone()));
+    let owner = message_user_id.as_ref().and_then(|u| {
+        distinct
+            .iter()
+            .find(|(id, _)| user_ids_of(id).contains(u))
+            .map(|(id, _)| id.clone())
+    });
     let target = owner.or_else(|| {
         // A root with a different user id than the message's can never be the target.
         let eligible: Vec<&CustomerId> = distinct
@@ -168,12 +181,20 @@ pub fn resolve(keys: &[IdentityKey], found: &[FoundIdentity], roots: &[RootProfi
         eligible
             .iter()
             .find(|id| !user_ids_of(id).is_empty())
-            .or_else(|| eligible.iter().min_by_key(|id| (created_of(id), (**id).clone())))
+            .or_else(|| {
+                eligible
+                    .iter()
+                    .min_by_key(|id| (created_of(id), (**id).clone()))
+            })
             .map(|id| (*id).clone())
     });
 
-    let mut resolution = Resolution { target: target.clone(), ..Resolution::default() };
-    let mut target_user_ids: Vec<String> = target.as_ref().map(|t| user_ids_of(t)).unwrap_or_default();
+    let mut resolution = Resolution {
+        target: target.clone(),
+        ..Resolution::default()
+    };
+    let mut target_user_ids: Vec<String> =
+        target.as_ref().map(&user_ids_of).unwrap_or_default();
     if let Some(u) = &message_user_id {
         if !target_user_ids.contains(u) {
             target_user_ids.push(u.clone());
@@ -185,7 +206,9 @@ pub fn resolve(keys: &[IdentityKey], found: &[FoundIdentity], roots: &[RootProfi
             continue;
         }
         let theirs = user_ids_of(id);
-        let clash = !theirs.is_empty() && !target_user_ids.is_empty() && theirs.iter().all(|u| !target_user_ids.contains(u));
+        let clash = !theirs.is_empty()
+            && !target_user_ids.is_empty()
+            && theirs.iter().all(|u| !target_user_ids.contains(u));
         if clash {
             resolution.conflicts.push((id.clone(), via.clone()));
             conflicting.push(id.clone());
@@ -232,14 +255,31 @@ mod tests {
     fn identify_links_an_anonymous_visitor_to_the_known_customer() {
         let known = cid(1);
         let anon = cid(2);
-        let keys = vec![key(IdentityKind::UserId, "u1"), key(IdentityKind::AnonymousId, "a1")];
+        let keys = vec![
+            key(IdentityKind::UserId, "u1"),
+            key(IdentityKind::AnonymousId, "a1"),
+        ];
         let found = vec![
-            FoundIdentity { key: keys[0].clone(), root: known.clone() },
-            FoundIdentity { key: keys[1].clone(), root: anon.clone() },
+            FoundIdentity {
+                key: keys[0].clone(),
+                root: known.clone(),
+            },
+            FoundIdentity {
+                key: keys[1].clone(),
+                root: anon.clone(),
+            },
         ];
         let roots = vec![
-            RootProfile { id: known.clone(), created_at: t(200), user_ids: vec!["u1".into()] },
-            RootProfile { id: anon.clone(), created_at: t(100), user_ids: vec![] },
+            RootProfile {
+                id: known.clone(),
+                created_at: t(200),
+                user_ids: vec!["u1".into()],
+            },
+            RootProfile {
+                id: anon.clone(),
+                created_at: t(100),
+                user_ids: vec![],
+            },
         ];
         let r = resolve(&keys, &found, &roots);
         assert_eq!(r.target, Some(known));
@@ -251,9 +291,19 @@ mod tests {
     #[test]
     fn a_new_user_id_on_a_shared_email_of_another_user_is_a_conflict_not_a_merge() {
         let other = cid(1);
-        let keys = vec![key(IdentityKind::UserId, "u2"), key(IdentityKind::Email, "ana@x.com")];
-        let found = vec![FoundIdentity { key: keys[1].clone(), root: other.clone() }];
-        let roots = vec![RootProfile { id: other.clone(), created_at: t(1), user_ids: vec!["u1".into()] }];
+        let keys = vec![
+            key(IdentityKind::UserId, "u2"),
+            key(IdentityKind::Email, "ana@x.com"),
+        ];
+        let found = vec![FoundIdentity {
+            key: keys[1].clone(),
+            root: other.clone(),
+        }];
+        let roots = vec![RootProfile {
+            id: other.clone(),
+            created_at: t(1),
+            user_ids: vec!["u1".into()],
+        }];
         let r = resolve(&keys, &found, &roots);
         assert_eq!(r.target, None, "u2 gets a profile of its own");
         assert!(r.merges.is_empty());
@@ -265,14 +315,31 @@ mod tests {
     fn two_anonymous_profiles_sharing_an_email_merge_into_the_oldest() {
         let old = cid(1);
         let young = cid(2);
-        let keys = vec![key(IdentityKind::Email, "a@x.com"), key(IdentityKind::AnonymousId, "a2")];
+        let keys = vec![
+            key(IdentityKind::Email, "a@x.com"),
+            key(IdentityKind::AnonymousId, "a2"),
+        ];
         let found = vec![
-            FoundIdentity { key: keys[0].clone(), root: young.clone() },
-            FoundIdentity { key: keys[1].clone(), root: old.clone() },
+            FoundIdentity {
+                key: keys[0].clone(),
+                root: young.clone(),
+            },
+            FoundIdentity {
+                key: keys[1].clone(),
+                root: old.clone(),
+            },
         ];
         let roots = vec![
-            RootProfile { id: old.clone(), created_at: t(1), user_ids: vec![] },
-            RootProfile { id: young.clone(), created_at: t(2), user_ids: vec![] },
+            RootProfile {
+                id: old.clone(),
+                created_at: t(1),
+                user_ids: vec![],
+            },
+            RootProfile {
+                id: young.clone(),
+                created_at: t(2),
+                user_ids: vec![],
+            },
         ];
         let r = resolve(&keys, &found, &roots);
         assert_eq!(r.target, Some(old));
@@ -282,7 +349,14 @@ mod tests {
 
     #[test]
     fn identity_kinds_round_trip() {
-        for raw in ["user_id", "anonymous_id", "email", "phone", "whatsapp", "external:shopify"] {
+        for raw in [
+            "user_id",
+            "anonymous_id",
+            "email",
+            "phone",
+            "whatsapp",
+            "external:shopify",
+        ] {
             assert_eq!(IdentityKind::parse(raw).unwrap().as_string(), raw);
         }
         assert!(IdentityKind::parse("external:").is_err());

@@ -52,8 +52,12 @@ pub fn money_to_minor(value: &Value, field: &str) -> Result<i64, FieldError> {
         _ => None,
     }
     .ok_or_else(|| FieldError::new("invalid_amount", field, "expected a number"))?;
-    if !amount.is_finite() || amount < 0.0 || amount > 1e13 {
-        return Err(FieldError::new("invalid_amount", field, "expected a non-negative amount"));
+    if !amount.is_finite() || !(0.0..=1e13).contains(&amount) {
+        return Err(FieldError::new(
+            "invalid_amount",
+            field,
+            "expected a non-negative amount",
+        ));
     }
     Ok((amount * 100.0).round() as i64)
 }
@@ -74,20 +78,31 @@ pub fn parse_decimal(raw: &str) -> Option<f64> {
 }
 
 /// Reads an order from `Order Completed` properties.
-pub fn order_from_properties(props: &Map<String, Value>, default_currency: &str) -> Result<OrderDraft, FieldError> {
+pub fn order_from_properties(
+    props: &Map<String, Value>,
+    default_currency: &str,
+) -> Result<OrderDraft, FieldError> {
     let external_id = match props.get("order_id").or_else(|| props.get("orderId")) {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
         Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(FieldError::new("missing_field", "properties.order_id", "an order needs an order_id")),
+        _ => {
+            return Err(FieldError::new(
+                "missing_field",
+                "properties.order_id",
+                "an order needs an order_id",
+            ))
+        }
     };
     let mut items = Vec::new();
     if let Some(products) = props.get("products") {
-        let list = products
-            .as_array()
-            .ok_or_else(|| FieldError::new("invalid_type", "properties.products", "expected a list"))?;
+        let list = products.as_array().ok_or_else(|| {
+            FieldError::new("invalid_type", "properties.products", "expected a list")
+        })?;
         for (i, p) in list.iter().enumerate() {
             let field = format!("properties.products[{i}]");
-            let p = p.as_object().ok_or_else(|| FieldError::new("invalid_type", &field, "expected an object"))?;
+            let p = p
+                .as_object()
+                .ok_or_else(|| FieldError::new("invalid_type", &field, "expected an object"))?;
             let text = |k: &str| match p.get(k) {
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(Value::Number(n)) => Some(n.to_string()),
@@ -103,7 +118,13 @@ pub fn order_from_properties(props: &Map<String, Value>, default_currency: &str)
                     .as_i64()
                     .or_else(|| v.as_f64().map(|f| f as i64))
                     .filter(|q| *q > 0)
-                    .ok_or_else(|| FieldError::new("invalid_quantity", format!("{field}.quantity"), "expected a positive whole number"))?,
+                    .ok_or_else(|| {
+                        FieldError::new(
+                            "invalid_quantity",
+                            format!("{field}.quantity"),
+                            "expected a positive whole number",
+                        )
+                    })?,
             };
             items.push(OrderItem {
                 product_id: text("product_id").or_else(|| text("id")),
@@ -121,11 +142,24 @@ pub fn order_from_properties(props: &Map<String, Value>, default_currency: &str)
         _ => items.iter().map(|i| i.price_minor * i.quantity).sum(),
     };
     let currency = match props.get("currency") {
-        Some(Value::String(c)) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => c.to_uppercase(),
+        Some(Value::String(c)) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => {
+            c.to_uppercase()
+        }
         None | Some(Value::Null) => default_currency.to_string(),
-        Some(_) => return Err(FieldError::new("invalid_currency", "properties.currency", "expected an ISO 4217 code such as BRL")),
+        Some(_) => {
+            return Err(FieldError::new(
+                "invalid_currency",
+                "properties.currency",
+                "expected an ISO 4217 code such as BRL",
+            ))
+        }
     };
-    Ok(OrderDraft { external_id, total_minor, currency, items })
+    Ok(OrderDraft {
+        external_id,
+        total_minor,
+        currency,
+        items,
+    })
 }
 
 #[cfg(test)]
@@ -149,10 +183,16 @@ mod tests {
 
     #[test]
     fn totals_fall_back_to_revenue_then_items() {
-        let o = order_from_properties(json!({"order_id": 7, "revenue": 10}).as_object().unwrap(), "BRL").unwrap();
+        let o = order_from_properties(
+            json!({"order_id": 7, "revenue": 10}).as_object().unwrap(),
+            "BRL",
+        )
+        .unwrap();
         assert_eq!((o.external_id.as_str(), o.total_minor), ("7", 1000));
         let o = order_from_properties(
-            json!({"order_id": "x", "products": [{"price": 2.5, "quantity": 3}]}).as_object().unwrap(),
+            json!({"order_id": "x", "products": [{"price": 2.5, "quantity": 3}]})
+                .as_object()
+                .unwrap(),
             "BRL",
         )
         .unwrap();
@@ -163,8 +203,15 @@ mod tests {
     fn bad_orders_name_the_field() {
         let e = order_from_properties(json!({"total": 1}).as_object().unwrap(), "BRL").unwrap_err();
         assert_eq!(e.field, "properties.order_id");
-        let e = order_from_properties(json!({"order_id": "a", "total": -1}).as_object().unwrap(), "BRL").unwrap_err();
-        assert_eq!((e.code.as_str(), e.field.as_str()), ("invalid_amount", "properties.total"));
+        let e = order_from_properties(
+            json!({"order_id": "a", "total": -1}).as_object().unwrap(),
+            "BRL",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.field.as_str()),
+            ("invalid_amount", "properties.total")
+        );
     }
 
     #[test]
