@@ -313,6 +313,22 @@ impl Ciclo {
         actor.require(Permission::ReadCustomers)?;
         let limit = check_limit(query.limit)?;
         query.after = cursor.map(decode_customer_cursor).transpose()?;
+        if let Some(after) = &query.after {
+            // Stores parse the key by the sort; a key of another shape is the client's mistake.
+            let valid = match query.sort {
+                CustomerSort::Newest => after.key.is_empty(),
+                CustomerSort::LastSeen => chrono::DateTime::parse_from_rfc3339(&after.key).is_ok(),
+                CustomerSort::TotalSpent => after.key.parse::<i64>().is_ok(),
+                CustomerSort::Name => true,
+            };
+            if !valid {
+                return Err(CoreError::invalid(
+                    "invalid_cursor",
+                    "cursor",
+                    "the cursor belongs to another sort order",
+                ));
+            }
+        }
         query.search = query
             .search
             .map(|s| s.trim().to_string())

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod customers;
+pub mod dashboard;
 pub mod error;
 pub mod identity;
 pub mod import;

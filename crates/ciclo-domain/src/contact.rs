@@ -16,14 +16,25 @@ impl Email {
         if trimmed.is_empty() {
             return Err(FieldError::new("invalid_email", "email", "email is empty"));
         }
-        let parsed = email_address::EmailAddress::from_str(trimmed)
-            .map_err(|e| FieldError::new("invalid_email", "email", format!("not a valid email address: {e}")))?;
+        let parsed = email_address::EmailAddress::from_str(trimmed).map_err(|e| {
+            FieldError::new(
+                "invalid_email",
+                "email",
+                format!("not a valid email address: {e}"),
+            )
+        })?;
         if !parsed.domain().contains('.') {
-            return Err(FieldError::new("invalid_email", "email", "the domain has no dot"));
+            return Err(FieldError::new(
+                "invalid_email",
+                "email",
+                "the domain has no dot",
+            ));
         }
         // Local parts are case-sensitive by the RFC but not in practice; ciclo matches identities
         // case-insensitively so that "Ana@X.com" and "ana@x.com" are one person.
-        Ok(Email(format!("{}@{}", parsed.local_part(), parsed.domain()).to_lowercase()))
+        Ok(Email(
+            format!("{}@{}", parsed.local_part(), parsed.domain()).to_lowercase(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -50,12 +61,19 @@ impl Phone {
             return Err(FieldError::new("invalid_phone", "phone", "phone is empty"));
         }
         let region = phonenumber::country::Id::from_str(&default_region.to_ascii_uppercase()).ok();
-        let number = phonenumber::parse(region, trimmed)
-            .map_err(|e| FieldError::new("invalid_phone", "phone", format!("not a phone number: {e}")))?;
+        let number = phonenumber::parse(region, trimmed).map_err(|e| {
+            FieldError::new("invalid_phone", "phone", format!("not a phone number: {e}"))
+        })?;
         if !phonenumber::is_valid(&number) {
-            return Err(FieldError::new("invalid_phone", "phone", "not a valid number for its country"));
+            return Err(FieldError::new(
+                "invalid_phone",
+                "phone",
+                "not a valid number for its country",
+            ));
         }
-        Ok(Phone(number.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(Phone(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -75,19 +93,41 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_validated() {
-        assert_eq!(Email::parse("  Ana.Souza@Exemplo.COM.br ").unwrap().as_str(), "ana.souza@exemplo.com.br");
+        assert_eq!(
+            Email::parse("  Ana.Souza@Exemplo.COM.br ")
+                .unwrap()
+                .as_str(),
+            "ana.souza@exemplo.com.br"
+        );
         for bad in ["", "ana", "ana@", "@x.com", "ana@localhost", "a b@x.com"] {
-            assert_eq!(Email::parse(bad).unwrap_err().code, "invalid_email", "{bad}");
+            assert_eq!(
+                Email::parse(bad).unwrap_err().code,
+                "invalid_email",
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn phones_become_e164_in_the_default_region() {
-        assert_eq!(Phone::parse("(11) 98765-4321", "BR").unwrap().as_str(), "+5511987654321");
-        assert_eq!(Phone::parse("+55 21 3456-7890", "BR").unwrap().as_str(), "+552134567890");
-        assert_eq!(Phone::parse("+1 415 555 2671", "BR").unwrap().as_str(), "+14155552671");
+        assert_eq!(
+            Phone::parse("(11) 98765-4321", "BR").unwrap().as_str(),
+            "+5511987654321"
+        );
+        assert_eq!(
+            Phone::parse("+55 21 3456-7890", "BR").unwrap().as_str(),
+            "+552134567890"
+        );
+        assert_eq!(
+            Phone::parse("+1 415 555 2671", "BR").unwrap().as_str(),
+            "+14155552671"
+        );
         for bad in ["", "123", "abc", "+55 11 1234"] {
-            assert_eq!(Phone::parse(bad, "BR").unwrap_err().code, "invalid_phone", "{bad}");
+            assert_eq!(
+                Phone::parse(bad, "BR").unwrap_err().code,
+                "invalid_phone",
+                "{bad}"
+            );
         }
     }
 }

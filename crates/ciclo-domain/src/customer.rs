@@ -230,23 +230,108 @@ fn normalise_tags(tags: &[String]) -> Vec<String> {
 /// inner one whether it is set or cleared.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerPatch {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub name: Option<Option<String>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub email: Option<Option<Email>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub phone: Option<Option<Phone>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub whatsapp: Option<Option<Phone>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub birthday: Option<Option<NaiveDate>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub locale: Option<Option<String>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub time_zone: Option<Option<String>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub city: Option<Option<String>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub state: Option<Option<String>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
     pub country: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub traits: Map<String, Value>,
 }
 
+/// Serde for `Option<Option<T>>` that keeps "absent" (untouched) apart from `null` (cleared):
+/// an absent key is skipped on output and defaults to `None` on input; `null` is `Some(None)`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
 /// Names of the standard fields, as used in JSON, CSV column mapping and errors.
-pub const STANDARD_FIELDS: &[&str] =
-    &["name", "email", "phone", "whatsapp", "birthday", "locale", "time_zone", "city", "state", "country", "tags"];
+pub const STANDARD_FIELDS: &[&str] = &[
+    "name",
+    "email",
+    "phone",
+    "whatsapp",
+    "birthday",
+    "locale",
+    "time_zone",
+    "city",
+    "state",
+    "country",
+    "tags",
+];
 
 impl CustomerPatch {
     /// Builds a patch from a JSON object (API body, `identify` traits, a mapped CSV row).
@@ -263,18 +348,19 @@ impl CustomerPatch {
     ) -> Result<CustomerPatch, Vec<FieldError>> {
         let mut patch = CustomerPatch::default();
         let mut errors = Vec::new();
-        let text = |key: &str, value: &Value, errors: &mut Vec<FieldError>| -> Option<Option<String>> {
-            match value {
-                Value::Null => Some(None),
-                Value::String(s) if s.trim().is_empty() => Some(None),
-                Value::String(s) => Some(Some(s.trim().to_string())),
-                Value::Number(n) => Some(Some(n.to_string())),
-                _ => {
-                    errors.push(FieldError::new("invalid_type", key, "expected a string"));
-                    None
+        let text =
+            |key: &str, value: &Value, errors: &mut Vec<FieldError>| -> Option<Option<String>> {
+                match value {
+                    Value::Null => Some(None),
+                    Value::String(s) if s.trim().is_empty() => Some(None),
+                    Value::String(s) => Some(Some(s.trim().to_string())),
+                    Value::Number(n) => Some(Some(n.to_string())),
+                    _ => {
+                        errors.push(FieldError::new("invalid_type", key, "expected a string"));
+                        None
+                    }
                 }
-            }
-        };
+            };
         let mut first_name: Option<String> = None;
         let mut last_name: Option<String> = None;
         for (key, value) in object {
@@ -295,7 +381,10 @@ impl CustomerPatch {
                         match v.map(|s| Phone::parse(&s, default_region)).transpose() {
                             Ok(p) if key == "phone" => patch.phone = Some(p),
                             Ok(p) => patch.whatsapp = Some(p),
-                            Err(e) => errors.push(FieldError { field: key.clone(), ..e }),
+                            Err(e) => errors.push(FieldError {
+                                field: key.clone(),
+                                ..e
+                            }),
                         }
                     }
                 }
@@ -303,7 +392,9 @@ impl CustomerPatch {
                     if let Some(v) = text(key, value, &mut errors) {
                         match v.map(|s| parse_date(&s)).transpose() {
                             Ok(d) => patch.birthday = Some(d),
-                            Err(reason) => errors.push(FieldError::new("invalid_date", key, reason)),
+                            Err(reason) => {
+                                errors.push(FieldError::new("invalid_date", key, reason))
+                            }
                         }
                     }
                 }
@@ -358,7 +449,11 @@ impl CustomerPatch {
                         for item in items {
                             match item {
                                 Value::String(s) => tags.push(s.clone()),
-                                _ => errors.push(FieldError::new("invalid_type", "tags", "tags must be strings")),
+                                _ => errors.push(FieldError::new(
+                                    "invalid_type",
+                                    "tags",
+                                    "tags must be strings",
+                                )),
                             }
                         }
                         patch.tags = Some(tags);
@@ -367,7 +462,11 @@ impl CustomerPatch {
                         patch.tags = Some(s.split([',', ';', '|']).map(str::to_string).collect());
                     }
                     Value::Null => patch.tags = Some(Vec::new()),
-                    _ => errors.push(FieldError::new("invalid_type", "tags", "expected a list of strings")),
+                    _ => errors.push(FieldError::new(
+                        "invalid_type",
+                        "tags",
+                        "expected a list of strings",
+                    )),
                 },
                 "traits" if !traits_from_rest => match value {
                     Value::Object(traits) => {
@@ -376,16 +475,28 @@ impl CustomerPatch {
                         }
                     }
                     Value::Null => {}
-                    _ => errors.push(FieldError::new("invalid_type", "traits", "expected an object")),
+                    _ => errors.push(FieldError::new(
+                        "invalid_type",
+                        "traits",
+                        "expected an object",
+                    )),
                 },
                 _ if traits_from_rest => {
                     patch.traits.insert(key.clone(), value.clone());
                 }
-                _ => errors.push(FieldError::new("unknown_field", key, "not a customer field")),
+                _ => errors.push(FieldError::new(
+                    "unknown_field",
+                    key,
+                    "not a customer field",
+                )),
             }
         }
         if patch.name.is_none() && (first_name.is_some() || last_name.is_some()) {
-            let joined = [first_name, last_name].into_iter().flatten().collect::<Vec<_>>().join(" ");
+            let joined = [first_name, last_name]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
             patch.name = Some(Some(joined));
         }
         if errors.is_empty() {
@@ -408,7 +519,9 @@ pub fn parse_date(raw: &str) -> Result<NaiveDate, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
         return Ok(t.date_naive());
     }
-    Err(format!("{raw:?} is not a date (expected YYYY-MM-DD or DD/MM/YYYY)"))
+    Err(format!(
+        "{raw:?} is not a date (expected YYYY-MM-DD or DD/MM/YYYY)"
+    ))
 }
 
 /// Whether `raw` names an IANA time zone (`America/Sao_Paulo`).
@@ -436,12 +549,17 @@ mod tests {
     #[test]
     fn patch_collects_every_error_with_its_field() {
         let errors = CustomerPatch::from_json(
-            &obj(json!({"email": "nope", "phone": "12", "birthday": "31/02/1990", "colour": "red"})),
+            &obj(
+                json!({"email": "nope", "phone": "12", "birthday": "31/02/1990", "colour": "red"}),
+            ),
             "BR",
             false,
         )
         .unwrap_err();
-        let fields: Vec<_> = errors.iter().map(|e| (e.field.as_str(), e.code.as_str())).collect();
+        let fields: Vec<_> = errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect();
         assert!(fields.contains(&("email", "invalid_email")));
         assert!(fields.contains(&("phone", "invalid_phone")));
         assert!(fields.contains(&("birthday", "invalid_date")));
@@ -478,6 +596,19 @@ mod tests {
         assert_eq!(winner.city.as_deref(), Some("Recife"));
         winner.unfill(&filled);
         assert_eq!(winner, before);
+    }
+
+    #[test]
+    fn patches_keep_cleared_apart_from_untouched_through_json() {
+        let patch = CustomerPatch {
+            city: Some(None),
+            name: Some(Some("Ana".into())),
+            ..CustomerPatch::default()
+        };
+        let json = serde_json::to_string(&patch).unwrap();
+        assert_eq!(json, r#"{"name":"Ana","city":null}"#);
+        let back: CustomerPatch = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, patch);
     }
 
     #[test]

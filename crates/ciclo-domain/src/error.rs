@@ -13,13 +13,21 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(code: &str, field: impl Into<String>, reason: impl Into<String>) -> Self {
-        FieldError { code: code.to_string(), field: field.into(), reason: reason.into() }
+        FieldError {
+            code: code.to_string(),
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     /// The same error, with its field nested under `prefix` (`traits` + `email` → `traits.email`).
     pub fn under(mut self, prefix: &str) -> Self {
         if !prefix.is_empty() {
-            self.field = if self.field.is_empty() { prefix.to_string() } else { format!("{prefix}.{}", self.field) };
+            self.field = if self.field.is_empty() {
+                prefix.to_string()
+            } else {
+                format!("{prefix}.{}", self.field)
+            };
         }
         self
     }

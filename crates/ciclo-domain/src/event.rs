@@ -95,13 +95,17 @@ pub struct Event {
 }
 
 /// Channels ciclo knows of; anything else is stored as `other`.
-pub const CHANNELS: &[&str] = &["web", "mobile", "server", "email", "whatsapp", "sms", "store", "support", "import", "other"];
+pub const CHANNELS: &[&str] = &[
+    "web", "mobile", "server", "email", "whatsapp", "sms", "store", "support", "import", "other",
+];
 
 fn id_like(value: Option<&Value>, field: &str) -> Result<Option<String>, FieldError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) if s.len() > 255 => Err(FieldError::new("too_long", field, "at most 255 characters")),
+        Some(Value::String(s)) if s.len() > 255 => {
+            Err(FieldError::new("too_long", field, "at most 255 characters"))
+        }
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
         Some(_) => Err(FieldError::new("invalid_type", field, "expected a string")),
@@ -121,26 +125,58 @@ fn time(value: Option<&Value>, field: &str) -> Result<Option<Timestamp>, FieldEr
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => DateTime::parse_from_rfc3339(s.trim())
             .map(|t| Some(t.with_timezone(&chrono::Utc)))
-            .map_err(|_| FieldError::new("invalid_timestamp", field, "expected an ISO-8601 date-time with offset")),
-        Some(_) => Err(FieldError::new("invalid_type", field, "expected an ISO-8601 string")),
+            .map_err(|_| {
+                FieldError::new(
+                    "invalid_timestamp",
+                    field,
+                    "expected an ISO-8601 date-time with offset",
+                )
+            }),
+        Some(_) => Err(FieldError::new(
+            "invalid_type",
+            field,
+            "expected an ISO-8601 string",
+        )),
     }
 }
 
-fn channel_of(event_type: EventType, properties: &Map<String, Value>, context: &Map<String, Value>) -> String {
+fn channel_of(
+    event_type: EventType,
+    properties: &Map<String, Value>,
+    context: &Map<String, Value>,
+) -> String {
     let named = properties
         .get("channel")
         .and_then(Value::as_str)
         .or_else(|| context.get("channel").and_then(Value::as_str))
         .map(|c| c.trim().to_lowercase());
     if let Some(c) = named {
-        return if CHANNELS.contains(&c.as_str()) { c } else { "other".into() };
+        return if CHANNELS.contains(&c.as_str()) {
+            c
+        } else {
+            "other".into()
+        };
     }
-    let library = context.get("library").and_then(|l| l.get("name")).and_then(Value::as_str).unwrap_or("");
+    let library = context
+        .get("library")
+        .and_then(|l| l.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
     match event_type {
         EventType::Page => "web".into(),
         EventType::Screen => "mobile".into(),
-        _ if library.contains("analytics.js") || library.contains("analytics-next") || library.contains("browser") => "web".into(),
-        _ if library.contains("ios") || library.contains("android") || library.contains("react-native") => "mobile".into(),
+        _ if library.contains("analytics.js")
+            || library.contains("analytics-next")
+            || library.contains("browser") =>
+        {
+            "web".into()
+        }
+        _ if library.contains("ios")
+            || library.contains("android")
+            || library.contains("react-native") =>
+        {
+            "mobile".into()
+        }
         _ => "server".into(),
     }
 }
@@ -158,15 +194,28 @@ pub fn parse_message(
     received_at: Timestamp,
     fallback_message_id: &str,
 ) -> Result<IncomingMessage, FieldError> {
-    let m = raw.as_object().ok_or_else(|| FieldError::new("invalid_message", "", "a message must be a JSON object"))?;
+    let m = raw
+        .as_object()
+        .ok_or_else(|| FieldError::new("invalid_message", "", "a message must be a JSON object"))?;
     let event_type = match (forced_type, m.get("type")) {
         (Some(t), _) => t,
         (None, Some(Value::String(s))) => EventType::parse(s).ok_or_else(|| {
-            FieldError::new("invalid_type", "type", "expected identify, track, page, screen, group or alias")
+            FieldError::new(
+                "invalid_type",
+                "type",
+                "expected identify, track, page, screen, group or alias",
+            )
         })?,
-        (None, _) => return Err(FieldError::new("missing_field", "type", "each batch message needs a type")),
+        (None, _) => {
+            return Err(FieldError::new(
+                "missing_field",
+                "type",
+                "each batch message needs a type",
+            ))
+        }
     };
-    let message_id = id_like(m.get("messageId"), "messageId")?.unwrap_or_else(|| fallback_message_id.to_string());
+    let message_id = id_like(m.get("messageId"), "messageId")?
+        .unwrap_or_else(|| fallback_message_id.to_string());
     let user_id = id_like(m.get("userId"), "userId")?;
     let anonymous_id = id_like(m.get("anonymousId"), "anonymousId")?;
     let previous_id = id_like(m.get("previousId"), "previousId")?;
@@ -174,30 +223,62 @@ pub fn parse_message(
     match event_type {
         EventType::Alias => {
             if previous_id.is_none() {
-                return Err(FieldError::new("missing_field", "previousId", "alias needs a previousId"));
+                return Err(FieldError::new(
+                    "missing_field",
+                    "previousId",
+                    "alias needs a previousId",
+                ));
             }
             if user_id.is_none() {
-                return Err(FieldError::new("missing_field", "userId", "alias needs a userId"));
+                return Err(FieldError::new(
+                    "missing_field",
+                    "userId",
+                    "alias needs a userId",
+                ));
             }
         }
         _ if user_id.is_none() && anonymous_id.is_none() => {
-            return Err(FieldError::new("missing_identity", "userId", "a message needs a userId or an anonymousId"));
+            return Err(FieldError::new(
+                "missing_identity",
+                "userId",
+                "a message needs a userId or an anonymousId",
+            ));
         }
         EventType::Group if group_id.is_none() => {
-            return Err(FieldError::new("missing_field", "groupId", "group needs a groupId"));
+            return Err(FieldError::new(
+                "missing_field",
+                "groupId",
+                "group needs a groupId",
+            ));
         }
         _ => {}
     }
     let name = match event_type {
         EventType::Track => match m.get("event") {
-            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => Some(s.trim().to_string()),
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => {
+                Some(s.trim().to_string())
+            }
             Some(Value::String(s)) if s.len() > 255 => {
-                return Err(FieldError::new("too_long", "event", "at most 255 characters"))
+                return Err(FieldError::new(
+                    "too_long",
+                    "event",
+                    "at most 255 characters",
+                ))
             }
             Some(Value::String(_)) | None | Some(Value::Null) => {
-                return Err(FieldError::new("missing_field", "event", "track needs an event name"))
+                return Err(FieldError::new(
+                    "missing_field",
+                    "event",
+                    "track needs an event name",
+                ))
             }
-            Some(_) => return Err(FieldError::new("invalid_type", "event", "expected a string")),
+            Some(_) => {
+                return Err(FieldError::new(
+                    "invalid_type",
+                    "event",
+                    "expected a string",
+                ))
+            }
         },
         EventType::Page | EventType::Screen => id_like(m.get("name"), "name")?,
         _ => None,
@@ -227,7 +308,11 @@ pub fn parse_message(
         ));
     }
     if timestamp.timestamp() < 0 {
-        return Err(FieldError::new("timestamp_too_old", "timestamp", "the event time lies before 1970"));
+        return Err(FieldError::new(
+            "timestamp_too_old",
+            "timestamp",
+            "the event time lies before 1970",
+        ));
     }
     let channel = channel_of(event_type, &properties, &context);
     Ok(IncomingMessage {
@@ -255,7 +340,9 @@ mod tests {
     use serde_json::json;
 
     fn at(s: &str) -> Timestamp {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc)
+        DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
     }
 
     #[test]
@@ -274,14 +361,46 @@ mod tests {
         let now = at("2026-01-01T00:00:00Z");
         let cases = [
             (json!([]), "invalid_message", ""),
-            (json!({"type": "track", "userId": "u"}), "missing_field", "event"),
-            (json!({"type": "track", "event": "X"}), "missing_identity", "userId"),
-            (json!({"type": "jump", "userId": "u"}), "invalid_type", "type"),
-            (json!({"type": "identify", "userId": {"a": 1}}), "invalid_type", "userId"),
-            (json!({"type": "track", "event": "X", "userId": "u", "properties": 3}), "invalid_type", "properties"),
-            (json!({"type": "track", "event": "X", "userId": "u", "timestamp": "yesterday"}), "invalid_timestamp", "timestamp"),
-            (json!({"type": "track", "event": "X", "userId": "u", "timestamp": "2099-01-01T00:00:00Z"}), "timestamp_in_future", "timestamp"),
-            (json!({"type": "alias", "userId": "u"}), "missing_field", "previousId"),
+            (
+                json!({"type": "track", "userId": "u"}),
+                "missing_field",
+                "event",
+            ),
+            (
+                json!({"type": "track", "event": "X"}),
+                "missing_identity",
+                "userId",
+            ),
+            (
+                json!({"type": "jump", "userId": "u"}),
+                "invalid_type",
+                "type",
+            ),
+            (
+                json!({"type": "identify", "userId": {"a": 1}}),
+                "invalid_type",
+                "userId",
+            ),
+            (
+                json!({"type": "track", "event": "X", "userId": "u", "properties": 3}),
+                "invalid_type",
+                "properties",
+            ),
+            (
+                json!({"type": "track", "event": "X", "userId": "u", "timestamp": "yesterday"}),
+                "invalid_timestamp",
+                "timestamp",
+            ),
+            (
+                json!({"type": "track", "event": "X", "userId": "u", "timestamp": "2099-01-01T00:00:00Z"}),
+                "timestamp_in_future",
+                "timestamp",
+            ),
+            (
+                json!({"type": "alias", "userId": "u"}),
+                "missing_field",
+                "previousId",
+            ),
         ];
         for (raw, code, field) in cases {
             let e = parse_message(&raw, None, now, "fallback").unwrap_err();
@@ -291,8 +410,15 @@ mod tests {
 
     #[test]
     fn endpoint_type_wins_and_missing_message_id_falls_back() {
-        let raw = json!({"userId": 42, "name": "Home", "properties": {"url": "https://loja.com.br/"}});
-        let m = parse_message(&raw, Some(EventType::Page), at("2026-01-01T00:00:00Z"), "gen-1").unwrap();
+        let raw =
+            json!({"userId": 42, "name": "Home", "properties": {"url": "https://loja.com.br/"}});
+        let m = parse_message(
+            &raw,
+            Some(EventType::Page),
+            at("2026-01-01T00:00:00Z"),
+            "gen-1",
+        )
+        .unwrap();
         assert_eq!(m.event_type, EventType::Page);
         assert_eq!(m.user_id.as_deref(), Some("42"));
         assert_eq!(m.message_id, "gen-1");
@@ -302,8 +428,19 @@ mod tests {
     #[test]
     fn channel_comes_from_properties_then_context() {
         let raw = json!({"type": "track", "event": "Message Read", "userId": "u", "properties": {"channel": "WhatsApp"}});
-        assert_eq!(parse_message(&raw, None, at("2026-01-01T00:00:00Z"), "g").unwrap().channel, "whatsapp");
-        let raw = json!({"type": "track", "event": "X", "userId": "u", "context": {"channel": "mobile"}});
-        assert_eq!(parse_message(&raw, None, at("2026-01-01T00:00:00Z"), "g").unwrap().channel, "mobile");
+        assert_eq!(
+            parse_message(&raw, None, at("2026-01-01T00:00:00Z"), "g")
+                .unwrap()
+                .channel,
+            "whatsapp"
+        );
+        let raw =
+            json!({"type": "track", "event": "X", "userId": "u", "context": {"channel": "mobile"}});
+        assert_eq!(
+            parse_message(&raw, None, at("2026-01-01T00:00:00Z"), "g")
+                .unwrap()
+                .channel,
+            "mobile"
+        );
     }
 }

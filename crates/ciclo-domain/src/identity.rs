@@ -193,8 +193,7 @@ pub fn resolve(keys: &[IdentityKey], found: &[FoundIdentity], roots: &[RootProfi
         target: target.clone(),
         ..Resolution::default()
     };
-    let mut target_user_ids: Vec<String> =
-        target.as_ref().map(&user_ids_of).unwrap_or_default();
+    let mut target_user_ids: Vec<String> = target.as_ref().map(&user_ids_of).unwrap_or_default();
     if let Some(u) = &message_user_id {
         if !target_user_ids.contains(u) {
             target_user_ids.push(u.clone());

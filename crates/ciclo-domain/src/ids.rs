@@ -15,13 +15,23 @@ macro_rules! prefixed_id {
 
             /// A new id from milliseconds since the epoch and 80 random bits.
             pub fn generate(unix_ms: u64, random: u128) -> Self {
-                $name(format!("{}_{}", $prefix, ulid::Ulid::from_parts(unix_ms, random).to_string().to_lowercase()))
+                $name(format!(
+                    "{}_{}",
+                    $prefix,
+                    ulid::Ulid::from_parts(unix_ms, random)
+                        .to_string()
+                        .to_lowercase()
+                ))
             }
 
             /// Accepts only a well-formed id with this type's prefix.
             pub fn parse(raw: &str) -> Result<Self, crate::FieldError> {
                 let rest = raw.strip_prefix(concat!($prefix, "_")).ok_or_else(|| {
-                    crate::FieldError::new("invalid_id", "id", format!("expected an id starting with {}_", $prefix))
+                    crate::FieldError::new(
+                        "invalid_id",
+                        "id",
+                        format!("expected an id starting with {}_", $prefix),
+                    )
                 })?;
                 if rest.len() != 26 || !rest.chars().all(|c| c.is_ascii_alphanumeric()) {
                     return Err(crate::FieldError::new("invalid_id", "id", "malformed id"));

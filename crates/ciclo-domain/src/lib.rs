@@ -3,6 +3,7 @@
 //! Nothing in this crate performs IO or reads a clock: time and randomness come in as
 //! parameters, so every rule can be tested with fixed inputs.
 
+pub mod analytics;
 pub mod contact;
 pub mod customer;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod identity;
 pub mod ids;
 pub mod operator;
 pub mod order;
+pub mod segment;
 
 pub use chrono::{DateTime, NaiveDate, Utc};
 pub use error::FieldError;

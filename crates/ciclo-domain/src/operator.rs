@@ -62,7 +62,13 @@ impl Role {
             "marketer" => Role::Marketer,
             "agent" => Role::Agent,
             "analyst" => Role::Analyst,
-            _ => return Err(FieldError::new("invalid_role", "role", "expected owner, admin, marketer, agent or analyst")),
+            _ => {
+                return Err(FieldError::new(
+                    "invalid_role",
+                    "role",
+                    "expected owner, admin, marketer, agent or analyst",
+                ))
+            }
         })
     }
 
@@ -74,7 +80,9 @@ impl Role {
         match self {
             Role::Owner => true,
             Role::Admin => !matches!(permission, OwnWorkspace),
-            Role::Marketer => matches!(permission, ReadCustomers | WriteCustomers | ExportCustomers),
+            Role::Marketer => {
+                matches!(permission, ReadCustomers | WriteCustomers | ExportCustomers)
+            }
             Role::Agent => matches!(permission, ReadCustomers | WriteCustomers),
             Role::Analyst => matches!(permission, ReadCustomers | ExportCustomers),
         }
