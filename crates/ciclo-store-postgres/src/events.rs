@@ -1,0 +1,241 @@
+//! Events: de-duplicated bulk inserts (the ingestion hot path) and the timeline.
+
+use crate::rows::{self, get};
+use crate::tx::{distinct_ids, sql_limit, PgTx};
+use ciclo_domain::event::Event;
+use ciclo_domain::ids::*;
+use ciclo_domain::Timestamp;
+use ciclo_store::{StoreResult, TimelineQuery};
+use postgres::types::Json;
+use postgres::Row;
+use std::collections::HashMap;
+
+/// The message ids of `message_ids` stored in this workspace, in one statement.
+pub(crate) fn existing_message_ids(
+    tx: &mut PgTx<'_>,
+    workspace: &WorkspaceId,
+    message_ids: &[String],
+) -> StoreResult<Vec<String>> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    tx.query(
+        "SELECT message_id FROM events WHERE workspace_id = $1 AND message_id = ANY($2::text[])",
+        &[&workspace.as_str(), &message_ids],
+    )?
+    .iter()
+    .map(|row| get(row, "message_id"))
+    .collect()
+}
+
+/// All the events in one statement, one array per column. `ON CONFLICT DO NOTHING` skips the
+/// message ids already stored (also those a concurrent transaction is inserting: it waits for
+/// that one and then skips), and `RETURNING` says which rows went in.
+///
+/// Repeats of a message id within the call are dropped here, before the statement, so that the
+/// first occurrence is the one stored and reported. The rows are sent sorted by key so that two
+/// batches that share message ids lock them in the same order and cannot deadlock.
+pub(crate) fn insert_events(tx: &mut PgTx<'_>, events: &[Event]) -> StoreResult<Vec<bool>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut first_of_key: HashMap<(&str, &str), usize> = HashMap::with_capacity(events.len());
+    for (index, event) in events.iter().enumerate() {
+        first_of_key
+            .entry((event.workspace_id.as_str(), event.message_id.as_str()))
+            .or_insert(index);
+    }
+    let mut unique: Vec<usize> = first_of_key.values().copied().collect();
+    unique.sort_by_key(|&i| {
+        (
+            events[i].workspace_id.as_str(),
+            events[i].message_id.as_str(),
+        )
+    });
+
+    let n = unique.len();
+    let mut workspace_ids = Vec::with_capacity(n);
+    let mut message_ids = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    let mut customer_ids = Vec::with_capacity(n);
+    let mut event_types = Vec::with_capacity(n);
+    let mut names = Vec::with_capacity(n);
+    let mut channels = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    let mut user_ids = Vec::with_capacity(n);
+    let mut anonymous_ids = Vec::with_capacity(n);
+    let mut properties = Vec::with_capacity(n);
+    let mut contexts = Vec::with_capacity(n);
+    let mut occurred_at: Vec<Timestamp> = Vec::with_capacity(n);
+    let mut received_at: Vec<Timestamp> = Vec::with_capacity(n);
+    for &i in &unique {
+        let e = &events[i];
+        workspace_ids.push(e.workspace_id.as_str());
+        message_ids.push(e.message_id.as_str());
+        ids.push(e.id.as_str());
+        customer_ids.push(e.customer_id.as_str());
+        event_types.push(e.event_type.as_str());
+        names.push(e.name.as_deref());
+        channels.push(e.channel.as_str());
+        sources.push(e.source.as_str());
+        user_ids.push(e.user_id.as_deref());
+        anonymous_ids.push(e.anonymous_id.as_deref());
+        // Serialized straight from the maps into the statement's buffer, without a copy.
+        properties.push(Json(&e.properties));
+        contexts.push(Json(&e.context));
+        occurred_at.push(e.timestamp);
+        received_at.push(e.received_at);
+    }
+    let inserted_rows = tx.query(
+        "INSERT INTO events (workspace_id, message_id, id, customer_id, event_type, name, channel, source,
+             user_id, anonymous_id, properties, context, occurred_at, received_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[],
+             $13::timestamptz[], $14::timestamptz[])
+         ON CONFLICT (workspace_id, message_id) DO NOTHING
+         RETURNING workspace_id, message_id",
+        &[
+            &workspace_ids,
+            &message_ids,
+            &ids,
+            &customer_ids,
+            &event_types,
+            &names,
+            &channels,
+            &sources,
+            &user_ids,
+            &anonymous_ids,
+            &properties,
+            &contexts,
+            &occurred_at,
+            &received_at,
+        ],
+    )?;
+    // Only first occurrences were sent, so each returned key marks exactly one input.
+    let mut inserted = vec![false; events.len()];
+    for row in &inserted_rows {
+        let key: (&str, &str) = (get(row, "workspace_id")?, get(row, "message_id")?);
+        if let Some(&index) = first_of_key.get(&key) {
+            inserted[index] = true;
+        }
+    }
+    Ok(inserted)
+}
+
+macro_rules! event_columns {
+    () => {
+        "e.id, e.workspace_id, e.customer_id, e.message_id, e.event_type, e.name, e.channel, e.source, \
+         e.user_id, e.anonymous_id, e.properties, e.context, e.occurred_at, e.received_at"
+    };
+}
+
+fn event_from(row: &Row) -> StoreResult<Event> {
+    Ok(Event {
+        id: rows::id(row, "id", EventId::from_trusted)?,
+        workspace_id: rows::id(row, "workspace_id", WorkspaceId::from_trusted)?,
+        customer_id: rows::id(row, "customer_id", CustomerId::from_trusted)?,
+        message_id: get(row, "message_id")?,
+        event_type: rows::event_type(row, "event_type")?,
+        name: get(row, "name")?,
+        channel: get(row, "channel")?,
+        source: get(row, "source")?,
+        user_id: get(row, "user_id")?,
+        anonymous_id: get(row, "anonymous_id")?,
+        properties: rows::object(row, "properties")?,
+        context: rows::object(row, "context")?,
+        timestamp: get(row, "occurred_at")?,
+        received_at: get(row, "received_at")?,
+    })
+}
+
+/// Each profile's newest matching events come from its own walk down the timeline index
+/// (`LATERAL … LIMIT`), and only those are merged: a profile with a million events costs no
+/// more than one with fifty.
+const TIMELINE: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM unnest($2::text[]) AS p(customer_id)
+      CROSS JOIN LATERAL (
+          SELECT * FROM events e
+          WHERE e.workspace_id = $1 AND e.customer_id = p.customer_id
+            AND (cardinality($3::text[]) = 0 OR e.event_type = ANY($3::text[]))
+            AND (cardinality($4::text[]) = 0 OR e.name = ANY($4::text[]))
+            AND (cardinality($5::text[]) = 0 OR e.channel = ANY($5::text[]))
+          ORDER BY e.occurred_at DESC, e.id DESC
+          LIMIT $6::bigint
+      ) e
+      ORDER BY e.occurred_at DESC, e.id DESC
+      LIMIT $6::bigint"
+);
+
+/// [`TIMELINE`] after a cursor: `(occurred_at, id) < (…)` matches the index order.
+const TIMELINE_BEFORE: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM unnest($2::text[]) AS p(customer_id)
+      CROSS JOIN LATERAL (
+          SELECT * FROM events e
+          WHERE e.workspace_id = $1 AND e.customer_id = p.customer_id
+            AND (cardinality($3::text[]) = 0 OR e.event_type = ANY($3::text[]))
+            AND (cardinality($4::text[]) = 0 OR e.name = ANY($4::text[]))
+            AND (cardinality($5::text[]) = 0 OR e.channel = ANY($5::text[]))
+            AND (e.occurred_at, e.id) < ($7::timestamptz, $8::text)
+          ORDER BY e.occurred_at DESC, e.id DESC
+          LIMIT $6::bigint
+      ) e
+      ORDER BY e.occurred_at DESC, e.id DESC
+      LIMIT $6::bigint"
+);
+
+pub(crate) fn timeline(
+    tx: &mut PgTx<'_>,
+    workspace: &WorkspaceId,
+    customers: &[CustomerId],
+    q: &TimelineQuery,
+) -> StoreResult<Vec<Event>> {
+    if customers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let customers = distinct_ids(customers);
+    let types: Vec<&str> = q.event_types.iter().map(|t| t.as_str()).collect();
+    let limit = sql_limit(q.limit);
+    let rows = match &q.before {
+        None => tx.query(
+            TIMELINE,
+            &[
+                &workspace.as_str(),
+                &customers,
+                &types,
+                &q.names,
+                &q.channels,
+                &limit,
+            ],
+        )?,
+        Some((at, id)) => tx.query(
+            TIMELINE_BEFORE,
+            &[
+                &workspace.as_str(),
+                &customers,
+                &types,
+                &q.names,
+                &q.channels,
+                &limit,
+                at,
+                &id.as_str(),
+            ],
+        )?,
+    };
+    rows.iter().map(event_from).collect()
+}
+
+/// Counts every event of the workspace: a full index scan, for dashboards and tests rather than
+/// hot paths.
+pub(crate) fn count_events(tx: &mut PgTx<'_>, workspace: &WorkspaceId) -> StoreResult<i64> {
+    get(
+        &tx.query_one(
+            "SELECT count(*) AS n FROM events WHERE workspace_id = $1",
+            &[&workspace.as_str()],
+        )?,
+        "n",
+    )
+}

@@ -1,0 +1,386 @@
+//! One transaction: [`PgTx`] runs statements through the connection's statement cache and
+//! implements [`Tx`] by handing each operation to the module that owns its tables.
+
+use crate::error::from_pg;
+use crate::{accounts, customers, events, identity, imports, orders};
+use ciclo_domain::customer::{Customer, OrderStats};
+use ciclo_domain::event::Event;
+use ciclo_domain::identity::{Identity, IdentityKey};
+use ciclo_domain::ids::*;
+use ciclo_domain::operator::{ApiKey, Membership, Operator, Role, Session, Workspace};
+use ciclo_domain::order::Order;
+use ciclo_domain::Timestamp;
+use ciclo_store::*;
+use postgres::types::ToSql;
+use postgres::{Row, Statement, Transaction};
+use std::collections::HashMap;
+
+/// Statement parameters, as the postgres client takes them.
+pub(crate) type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+pub(crate) struct PgTx<'a> {
+    tx: Transaction<'a>,
+    statements: &'a mut HashMap<&'static str, Statement>,
+}
+
+impl<'a> PgTx<'a> {
+    pub(crate) fn new(
+        tx: Transaction<'a>,
+        statements: &'a mut HashMap<&'static str, Statement>,
+    ) -> PgTx<'a> {
+        PgTx { tx, statements }
+    }
+
+    pub(crate) fn into_inner(self) -> Transaction<'a> {
+        self.tx
+    }
+
+    /// The prepared statement for `sql`, prepared on first use on this connection.
+    fn statement(&mut self, sql: &'static str) -> StoreResult<Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql).map_err(from_pg)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    pub(crate) fn query(&mut self, sql: &'static str, params: Params<'_>) -> StoreResult<Vec<Row>> {
+        let statement = self.statement(sql)?;
+        self.tx.query(&statement, params).map_err(from_pg)
+    }
+
+    pub(crate) fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> StoreResult<Option<Row>> {
+        let statement = self.statement(sql)?;
+        self.tx.query_opt(&statement, params).map_err(from_pg)
+    }
+
+    pub(crate) fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> StoreResult<Row> {
+        let statement = self.statement(sql)?;
+        self.tx.query_one(&statement, params).map_err(from_pg)
+    }
+
+    pub(crate) fn execute(&mut self, sql: &'static str, params: Params<'_>) -> StoreResult<u64> {
+        let statement = self.statement(sql)?;
+        self.tx.execute(&statement, params).map_err(from_pg)
+    }
+
+    /// Runs SQL built at run time without caching it: PostgreSQL then plans it for these very
+    /// parameters, which matters where selectivity varies wildly (customer search).
+    pub(crate) fn query_uncached(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> StoreResult<Vec<Row>> {
+        self.tx.query(sql, params).map_err(from_pg)
+    }
+}
+
+/// An update or delete that must have found its row: `NotFound` when it changed nothing.
+pub(crate) fn require_one(changed: u64) -> StoreResult<()> {
+    if changed == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// `limit` as SQL's `LIMIT $n`: a limit of zero (or less) returns no rows, as the conformance
+/// suite pins.
+pub(crate) fn sql_limit(limit: i64) -> i64 {
+    limit.max(0)
+}
+
+/// Customer ids as a `text[]` parameter, each once, in first-seen order.
+pub(crate) fn distinct_ids(ids: &[CustomerId]) -> Vec<&str> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter()
+        .map(|id| id.as_str())
+        .filter(|id| seen.insert(*id))
+        .collect()
+}
+
+impl Tx for PgTx<'_> {
+    fn insert_workspace(&mut self, workspace: &Workspace) -> StoreResult<()> {
+        accounts::insert_workspace(self, workspace)
+    }
+    fn update_workspace(&mut self, workspace: &Workspace) -> StoreResult<()> {
+        accounts::update_workspace(self, workspace)
+    }
+    fn get_workspace(&mut self, id: &WorkspaceId) -> StoreResult<Option<Workspace>> {
+        accounts::get_workspace(self, id)
+    }
+    fn workspace_by_write_key(&mut self, write_key: &str) -> StoreResult<Option<Workspace>> {
+        accounts::workspace_by_write_key(self, write_key)
+    }
+    fn count_workspaces(&mut self) -> StoreResult<i64> {
+        accounts::count_workspaces(self)
+    }
+
+    fn insert_operator(&mut self, operator: &Operator) -> StoreResult<()> {
+        accounts::insert_operator(self, operator)
+    }
+    fn update_operator(&mut self, operator: &Operator) -> StoreResult<()> {
+        accounts::update_operator(self, operator)
+    }
+    fn get_operator(&mut self, id: &OperatorId) -> StoreResult<Option<Operator>> {
+        accounts::get_operator(self, id)
+    }
+    fn operator_by_email(&mut self, email: &str) -> StoreResult<Option<Operator>> {
+        accounts::operator_by_email(self, email)
+    }
+    fn upsert_membership(&mut self, membership: &Membership) -> StoreResult<()> {
+        accounts::upsert_membership(self, membership)
+    }
+    fn delete_membership(
+        &mut self,
+        workspace: &WorkspaceId,
+        operator: &OperatorId,
+    ) -> StoreResult<()> {
+        accounts::delete_membership(self, workspace, operator)
+    }
+    fn membership(
+        &mut self,
+        workspace: &WorkspaceId,
+        operator: &OperatorId,
+    ) -> StoreResult<Option<Role>> {
+        accounts::membership(self, workspace, operator)
+    }
+    fn list_members(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<(Operator, Role)>> {
+        accounts::list_members(self, workspace)
+    }
+    fn workspaces_of_operator(
+        &mut self,
+        operator: &OperatorId,
+    ) -> StoreResult<Vec<(Workspace, Role)>> {
+        accounts::workspaces_of_operator(self, operator)
+    }
+
+    fn insert_session(&mut self, session: &Session) -> StoreResult<()> {
+        accounts::insert_session(self, session)
+    }
+    fn session_by_token_hash(&mut self, token_hash: &str) -> StoreResult<Option<Session>> {
+        accounts::session_by_token_hash(self, token_hash)
+    }
+    fn delete_session(&mut self, token_hash: &str) -> StoreResult<()> {
+        accounts::delete_session(self, token_hash)
+    }
+
+    fn insert_api_key(&mut self, key: &ApiKey) -> StoreResult<()> {
+        accounts::insert_api_key(self, key)
+    }
+    fn api_key_by_hash(&mut self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        accounts::api_key_by_hash(self, key_hash)
+    }
+    fn list_api_keys(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<ApiKey>> {
+        accounts::list_api_keys(self, workspace)
+    }
+    fn revoke_api_key(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ApiKeyId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        accounts::revoke_api_key(self, workspace, id, at)
+    }
+    fn touch_api_key(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ApiKeyId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        accounts::touch_api_key(self, workspace, id, at)
+    }
+
+    fn insert_customer(&mut self, customer: &Customer) -> StoreResult<()> {
+        customers::insert_customer(self, customer)
+    }
+    fn update_customer(&mut self, customer: &Customer) -> StoreResult<()> {
+        customers::update_customer(self, customer)
+    }
+    fn insert_customers(&mut self, batch: &[Customer]) -> StoreResult<()> {
+        customers::insert_customers(self, batch)
+    }
+    fn update_customers(&mut self, batch: &[Customer]) -> StoreResult<()> {
+        customers::update_customers(self, batch)
+    }
+    fn get_customer(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &CustomerId,
+    ) -> StoreResult<Option<Customer>> {
+        customers::get_customer(self, workspace, id)
+    }
+    fn get_customers(
+        &mut self,
+        workspace: &WorkspaceId,
+        ids: &[CustomerId],
+    ) -> StoreResult<Vec<Customer>> {
+        customers::get_customers(self, workspace, ids)
+    }
+    fn delete_customer(&mut self, workspace: &WorkspaceId, id: &CustomerId) -> StoreResult<()> {
+        customers::delete_customer(self, workspace, id)
+    }
+    fn list_customers(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &CustomerQuery,
+    ) -> StoreResult<Vec<Customer>> {
+        customers::list_customers(self, workspace, query)
+    }
+    fn count_customers(&mut self, workspace: &WorkspaceId) -> StoreResult<i64> {
+        customers::count_customers(self, workspace)
+    }
+    fn merged_children(
+        &mut self,
+        workspace: &WorkspaceId,
+        root: &CustomerId,
+    ) -> StoreResult<Vec<CustomerId>> {
+        customers::merged_children(self, workspace, root)
+    }
+
+    fn find_identities(
+        &mut self,
+        workspace: &WorkspaceId,
+        keys: &[IdentityKey],
+    ) -> StoreResult<Vec<Identity>> {
+        identity::find_identities(self, workspace, keys)
+    }
+    fn insert_identity(
+        &mut self,
+        workspace: &WorkspaceId,
+        identity: &Identity,
+    ) -> StoreResult<bool> {
+        identity::insert_identity(self, workspace, identity)
+    }
+    fn insert_identities(
+        &mut self,
+        workspace: &WorkspaceId,
+        batch: &[Identity],
+    ) -> StoreResult<Vec<bool>> {
+        identity::insert_identities(self, workspace, batch)
+    }
+    fn identities_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<Identity>> {
+        identity::identities_of(self, workspace, customers)
+    }
+    fn delete_identity(&mut self, workspace: &WorkspaceId, key: &IdentityKey) -> StoreResult<()> {
+        identity::delete_identity(self, workspace, key)
+    }
+
+    fn insert_merge(&mut self, merge: &MergeRecord) -> StoreResult<()> {
+        identity::insert_merge(self, merge)
+    }
+    fn get_merge(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &MergeId,
+    ) -> StoreResult<Option<MergeRecord>> {
+        identity::get_merge(self, workspace, id)
+    }
+    fn update_merge(&mut self, merge: &MergeRecord) -> StoreResult<()> {
+        identity::update_merge(self, merge)
+    }
+    fn merges_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<MergeRecord>> {
+        identity::merges_of(self, workspace, customers)
+    }
+
+    fn insert_conflict(&mut self, conflict: &IdentityConflict) -> StoreResult<()> {
+        identity::insert_conflict(self, conflict)
+    }
+    fn update_conflict(&mut self, conflict: &IdentityConflict) -> StoreResult<()> {
+        identity::update_conflict(self, conflict)
+    }
+    fn get_conflict(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ConflictId,
+    ) -> StoreResult<Option<IdentityConflict>> {
+        identity::get_conflict(self, workspace, id)
+    }
+    fn list_conflicts(
+        &mut self,
+        workspace: &WorkspaceId,
+        open_only: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<IdentityConflict>> {
+        identity::list_conflicts(self, workspace, open_only, limit)
+    }
+
+    fn existing_message_ids(
+        &mut self,
+        workspace: &WorkspaceId,
+        message_ids: &[String],
+    ) -> StoreResult<Vec<String>> {
+        events::existing_message_ids(self, workspace, message_ids)
+    }
+    fn insert_events(&mut self, events: &[Event]) -> StoreResult<Vec<bool>> {
+        events::insert_events(self, events)
+    }
+    fn timeline(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+        query: &TimelineQuery,
+    ) -> StoreResult<Vec<Event>> {
+        events::timeline(self, workspace, customers, query)
+    }
+    fn count_events(&mut self, workspace: &WorkspaceId) -> StoreResult<i64> {
+        events::count_events(self, workspace)
+    }
+
+    fn insert_order(&mut self, order: &Order) -> StoreResult<bool> {
+        orders::insert_order(self, order)
+    }
+    fn orders_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+        limit: i64,
+    ) -> StoreResult<Vec<Order>> {
+        orders::orders_of(self, workspace, customers, limit)
+    }
+    fn list_orders(
+        &mut self,
+        workspace: &WorkspaceId,
+        after: Option<&OrderId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Order>> {
+        orders::list_orders(self, workspace, after, limit)
+    }
+    fn order_stats_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<OrderStats> {
+        orders::order_stats_of(self, workspace, customers)
+    }
+
+    fn insert_import(&mut self, import: &ImportRun) -> StoreResult<()> {
+        imports::insert_import(self, import)
+    }
+    fn update_import(&mut self, import: &ImportRun) -> StoreResult<()> {
+        imports::update_import(self, import)
+    }
+    fn get_import(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ImportId,
+    ) -> StoreResult<Option<ImportRun>> {
+        imports::get_import(self, workspace, id)
+    }
+    fn list_imports(&mut self, workspace: &WorkspaceId, limit: i64) -> StoreResult<Vec<ImportRun>> {
+        imports::list_imports(self, workspace, limit)
+    }
+}

@@ -1,0 +1,606 @@
+//! What only the PostgreSQL adapter has to get right: several processes on one database
+//! (concurrent migrations, racing inserts, deadlocks), the retry loop, statements that stay
+//! usable after a reported conflict, read-only snapshots, bulk statements at volume.
+
+use crate::fresh_database;
+use ciclo_domain::customer::Customer;
+use ciclo_domain::event::{Event, EventType};
+use ciclo_domain::identity::{Identity, IdentityKey, IdentityKind};
+use ciclo_domain::ids::*;
+use ciclo_domain::operator::{Operator, Workspace};
+use ciclo_domain::{DateTime, Timestamp};
+use ciclo_store::{read, write, CustomerQuery, CustomerSort, Store, StoreError, TimelineQuery};
+use ciclo_store_postgres::{PostgresStore, LATEST_VERSION};
+use serde_json::{json, Map};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+const BASE_SECS: i64 = 1_767_225_600;
+const BASE_MS: u64 = 1_767_225_600_000;
+
+fn at(secs: i64) -> Timestamp {
+    DateTime::from_timestamp(BASE_SECS + secs, 0).expect("time in range")
+}
+
+fn workspace(n: u64) -> Workspace {
+    Workspace {
+        id: WorkspaceId::generate(BASE_MS + n, u128::from(n)),
+        name: format!("Workspace {n}"),
+        write_key: format!("wk_{n}"),
+        locale: "pt-BR".into(),
+        time_zone: "America/Sao_Paulo".into(),
+        currency: "BRL".into(),
+        default_region: "BR".into(),
+        created_at: at(0),
+    }
+}
+
+fn operator(n: u64, email: &str) -> Operator {
+    Operator {
+        id: OperatorId::generate(BASE_MS + n, u128::from(n)),
+        email: email.into(),
+        name: format!("Operator {n}"),
+        password_hash: "x".into(),
+        locale: None,
+        active: true,
+        created_at: at(0),
+    }
+}
+
+fn customer(ws: &WorkspaceId, n: u64) -> Customer {
+    Customer::new(
+        CustomerId::generate(BASE_MS + n, u128::from(n) * 31),
+        ws.clone(),
+        at(n as i64),
+    )
+}
+
+fn event(ws: &WorkspaceId, customer: &CustomerId, n: u64, message_id: &str) -> Event {
+    let mut properties = Map::new();
+    properties.insert("price".into(), json!(n as f64 / 10.0));
+    properties.insert("sku".into(), json!(format!("sku-{n}")));
+    let mut context = Map::new();
+    context.insert(
+        "library".into(),
+        json!({"name": "analytics-node", "version": "6.0.0"}),
+    );
+    Event {
+        id: EventId::generate(BASE_MS + n, u128::from(n) * 7),
+        workspace_id: ws.clone(),
+        customer_id: customer.clone(),
+        message_id: message_id.into(),
+        event_type: EventType::Track,
+        name: Some("Product Viewed".into()),
+        channel: "web".into(),
+        source: "api".into(),
+        user_id: Some(format!("u-{}", n % 100)),
+        anonymous_id: None,
+        properties,
+        context,
+        timestamp: at(n as i64),
+        received_at: at(n as i64),
+    }
+}
+
+/// A migrated store with one workspace and `customers` profiles in it.
+fn setup(store: &PostgresStore, customers: u64) -> (WorkspaceId, Vec<Customer>) {
+    let ws = workspace(1);
+    let profiles: Vec<Customer> = (1..=customers).map(|n| customer(&ws.id, n)).collect();
+    write(store, |tx| {
+        tx.insert_workspace(&ws)?;
+        tx.insert_customers(&profiles)
+    })
+    .expect("setup");
+    (ws.id, profiles)
+}
+
+#[test]
+fn concurrent_migrations_apply_each_version_once() {
+    let db = fresh_database!();
+    let stores: Vec<PostgresStore> = (0..3).map(|_| db.store()).collect();
+    let start = Arc::new(Barrier::new(stores.len()));
+    std::thread::scope(|scope| {
+        for store in &stores {
+            let start = Arc::clone(&start);
+            scope.spawn(move || {
+                start.wait();
+                store.migrate().expect("a concurrent migrate succeeds");
+            });
+        }
+    });
+    let mut client = db.client();
+    let versions: Vec<i64> = client
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .expect("read versions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=LATEST_VERSION).collect::<Vec<_>>(),
+        "each version recorded once"
+    );
+    stores[0]
+        .migrate()
+        .expect("migrating a migrated database is a no-op");
+    let (ws, _) = setup(&stores[1], 1);
+    assert_eq!(
+        read(&stores[2], |tx| tx.count_customers(&ws)).expect("count"),
+        1
+    );
+}
+
+#[test]
+fn retry_errors_run_the_closure_again_then_give_up() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let attempts = AtomicUsize::new(0);
+    let ws = workspace(1);
+    write(&store, |tx| {
+        tx.insert_workspace(&ws)?;
+        if attempts.fetch_add(1, Ordering::SeqCst) < 2 {
+            // Rolled back, so the next attempt can insert the same row again.
+            return Err(StoreError::Retry("simulated race".into()));
+        }
+        Ok(())
+    })
+    .expect("the third attempt commits");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(read(&store, |tx| tx.count_workspaces()).expect("count"), 1);
+
+    let attempts = AtomicUsize::new(0);
+    let result = write(&store, |_| {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        Err::<(), _>(StoreError::Retry("always".into()))
+    });
+    assert!(
+        matches!(result, Err(StoreError::Retry(_))),
+        "gives up with the Retry error, got {result:?}"
+    );
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        5,
+        "a few attempts, not forever"
+    );
+
+    let attempts = AtomicUsize::new(0);
+    let result = write(&store, |_| {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        Err::<(), _>(StoreError::Conflict("operators_email".into()))
+    });
+    assert!(matches!(result, Err(StoreError::Conflict(_))));
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        1,
+        "only Retry errors are retried"
+    );
+}
+
+/// Two transactions that lock two profiles in opposite orders deadlock; PostgreSQL aborts one,
+/// the adapter reports `Retry` and runs it again, and both writes land.
+#[test]
+fn deadlocks_are_retried() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let (_, profiles) = setup(&store, 2);
+    let both_locked_one = Barrier::new(2);
+    let attempts = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for (first, second, name) in [(0, 1, "Ana"), (1, 0, "Bia")] {
+            let (store, profiles, both_locked_one, attempts) =
+                (&store, &profiles, &both_locked_one, &attempts);
+            scope.spawn(move || {
+                let mut my_attempts = 0;
+                write(store, |tx| {
+                    my_attempts += 1;
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    let mut a = profiles[first].clone();
+                    a.name = Some(name.into());
+                    tx.update_customer(&a)?;
+                    if my_attempts == 1 {
+                        both_locked_one.wait();
+                    }
+                    let mut b = profiles[second].clone();
+                    b.name = Some(name.into());
+                    tx.update_customer(&b)
+                })
+                .expect("the write lands, after a retry for one of them");
+            });
+        }
+    });
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "one of the two was run again"
+    );
+    let names: Vec<Option<String>> = read(&store, |tx| {
+        tx.get_customers(
+            &profiles[0].workspace_id,
+            &[profiles[0].id.clone(), profiles[1].id.clone()],
+        )
+    })
+    .expect("read")
+    .into_iter()
+    .map(|c| c.name)
+    .collect();
+    assert_eq!(names[0], names[1], "the last writer wrote both rows");
+}
+
+/// A reported conflict leaves the transaction usable (the insert did not raise an error in
+/// PostgreSQL), so a caller may handle it and go on, as with SQLite.
+#[test]
+fn a_reported_conflict_does_not_abort_the_transaction() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    write(&store, |tx| tx.insert_operator(&operator(1, "ana@x.com"))).expect("first operator");
+    let outcome = write(&store, |tx| {
+        let clash = tx.insert_operator(&operator(2, "ANA@x.com"));
+        tx.insert_operator(&operator(3, "bia@x.com"))?;
+        Ok(clash)
+    })
+    .expect("the transaction goes on after the conflict");
+    assert!(
+        matches!(outcome, Err(StoreError::Conflict(ref c)) if c == "operators_email"),
+        "got {outcome:?}"
+    );
+    assert!(read(&store, |tx| tx.operator_by_email("bia@x.com"))
+        .expect("read")
+        .is_some());
+    let ws = workspace(1);
+    let mut twin = workspace(2);
+    twin.write_key = ws.write_key.clone();
+    let outcome = write(&store, |tx| {
+        tx.insert_workspace(&ws)?;
+        Ok(tx.insert_workspace(&twin))
+    })
+    .expect("write");
+    assert!(
+        matches!(outcome, Err(StoreError::Conflict(ref c)) if c == "workspaces_write_key"),
+        "got {outcome:?}"
+    );
+}
+
+#[test]
+fn reads_are_read_only() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let result = read(&store, |tx| tx.insert_workspace(&workspace(1)));
+    assert!(
+        matches!(result, Err(StoreError::Backend(_))),
+        "a write inside read fails, got {result:?}"
+    );
+    assert_eq!(read(&store, |tx| tx.count_workspaces()).expect("count"), 0);
+}
+
+/// Two ingestion batches with the same message ids, racing: every message is stored once, and
+/// each is reported as inserted by exactly one of them. No error reaches the caller.
+#[test]
+fn racing_batches_store_each_message_once() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let (ws, profiles) = setup(&store, 10);
+    let events: Vec<Event> = (0..2_000u64)
+        .map(|n| event(&ws, &profiles[(n % 10) as usize].id, n, &format!("m-{n}")))
+        .collect();
+    let mut reversed = events.clone();
+    reversed.reverse();
+    let start = Barrier::new(2);
+    let inserted: Vec<usize> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [&events, &reversed]
+            .into_iter()
+            .map(|batch| {
+                let (store, start) = (&store, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    let mut total = 0;
+                    for chunk in batch.chunks(250) {
+                        let flags =
+                            write(store, |tx| tx.insert_events(chunk)).expect("insert_events");
+                        total += flags.iter().filter(|f| **f).count();
+                    }
+                    total
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(
+        inserted.iter().sum::<usize>(),
+        events.len(),
+        "each message reported inserted once: {inserted:?}"
+    );
+    assert_eq!(
+        read(&store, |tx| tx.count_events(&ws)).expect("count") as usize,
+        events.len()
+    );
+}
+
+#[test]
+fn bulk_identities_race_without_errors() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let (ws, profiles) = setup(&store, 2);
+    let identities = |owner: &Customer| -> Vec<Identity> {
+        (0..500)
+            .map(|n| Identity {
+                key: IdentityKey::new(IdentityKind::AnonymousId, format!("anon-{n}")),
+                customer_id: owner.id.clone(),
+                source: "track".into(),
+                created_at: at(n),
+            })
+            .collect()
+    };
+    let start = Barrier::new(2);
+    let inserted: Vec<usize> = std::thread::scope(|scope| {
+        let handles: Vec<_> = profiles
+            .iter()
+            .map(|owner| {
+                let (store, start, ws) = (&store, &start, &ws);
+                let mine = identities(owner);
+                scope.spawn(move || {
+                    start.wait();
+                    let flags = write(store, |tx| tx.insert_identities(ws, &mine))
+                        .expect("insert_identities");
+                    flags.iter().filter(|f| **f).count()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(
+        inserted.iter().sum::<usize>(),
+        500,
+        "every key has exactly one owner: {inserted:?}"
+    );
+}
+
+/// Batches of the size ingestion sends go in as single statements; prints the rate, which the
+/// ingestion target (50,000 events/s) depends on.
+#[test]
+fn bulk_event_inserts_at_volume() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let (ws, profiles) = setup(&store, 100);
+    let events: Vec<Event> = (0..20_000u64)
+        .map(|n| {
+            event(
+                &ws,
+                &profiles[(n % 100) as usize].id,
+                n,
+                &format!("bulk-{n}"),
+            )
+        })
+        .collect();
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let insert_all = |batch: &[Event]| {
+        for chunk in batch.chunks(1_000) {
+            let flags = write(&store, |tx| tx.insert_events(chunk)).expect("insert_events");
+            assert!(flags.iter().all(|f| *f));
+        }
+    };
+    let (first, rest) = events.split_at(10_000);
+    let started = Instant::now();
+    insert_all(first);
+    let rate = first.len() as f64 / started.elapsed().as_secs_f64();
+    println!("insert_events: {rate:.0} events/s, one connection, batches of 1,000 ({build} build)");
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for half in rest.chunks(rest.len() / 2) {
+            scope.spawn(|| insert_all(half));
+        }
+    });
+    let rate = rest.len() as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "insert_events: {rate:.0} events/s, two connections, batches of 1,000 ({build} build)"
+    );
+    let again = write(&store, |tx| tx.insert_events(&events[..1_000])).expect("repeat");
+    assert!(again.iter().all(|f| !*f), "a repeated batch stores nothing");
+    let timeline = read(&store, |tx| {
+        tx.timeline(
+            &ws,
+            std::slice::from_ref(&profiles[7].id),
+            &TimelineQuery {
+                limit: 5,
+                ..Default::default()
+            },
+        )
+    })
+    .expect("timeline");
+    assert_eq!(timeline.len(), 5);
+    assert_eq!(timeline[0].message_id, "bulk-19907");
+    assert_eq!(timeline[0].properties, events[19_907].properties);
+}
+
+/// Profiles written in bulk are found by search and sorted like single writes; the derived
+/// columns follow updates.
+#[test]
+fn bulk_customer_writes_keep_search_and_sort_columns() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let ws = workspace(1);
+    let mut profiles: Vec<Customer> = (1..=300u64)
+        .map(|n| {
+            let mut c = customer(&ws.id, n);
+            c.name = Some(format!("Cliente {n:03} O'Brien \\ \"quoted\""));
+            c.tags = vec![
+                format!("Tag{}", n % 3),
+                "NULL".into(),
+                "with \"quote\", comma".into(),
+            ];
+            c
+        })
+        .collect();
+    write(&store, |tx| {
+        tx.insert_workspace(&ws)?;
+        tx.insert_customers(&profiles)
+    })
+    .expect("insert");
+    let search = |text: &str| {
+        let q = CustomerQuery {
+            search: Some(text.into()),
+            sort: CustomerSort::Name,
+            limit: 1_000,
+            ..Default::default()
+        };
+        read(&store, |tx| tx.list_customers(&ws.id, &q))
+            .expect("search")
+            .len()
+    };
+    assert_eq!(search("cliente 0"), 99);
+    assert_eq!(search("o'brien"), 300);
+    assert_eq!(search("\\"), 300, "a backslash word is found");
+    assert_eq!(search("\"quoted"), 300);
+    let stored = read(&store, |tx| tx.get_customer(&ws.id, &profiles[0].id))
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        stored, profiles[0],
+        "tags with quotes, commas and the word NULL round-trip"
+    );
+    let by_tag = CustomerQuery {
+        tag: Some("tag1".into()),
+        limit: 1_000,
+        ..Default::default()
+    };
+    assert_eq!(
+        read(&store, |tx| tx.list_customers(&ws.id, &by_tag))
+            .expect("tag")
+            .len(),
+        100
+    );
+
+    for c in profiles.iter_mut() {
+        c.name = Some("Renamed".into());
+        c.tags.clear();
+    }
+    write(&store, |tx| tx.update_customers(&profiles)).expect("bulk update");
+    assert_eq!(search("cliente"), 0);
+    assert_eq!(search("renamed"), 300);
+    assert_eq!(
+        read(&store, |tx| tx.list_customers(&ws.id, &by_tag))
+            .expect("tag")
+            .len(),
+        0
+    );
+    let ghost = customer(&ws.id, 999);
+    let result = write(&store, |tx| {
+        tx.update_customers(&[profiles[0].clone(), ghost.clone()])
+    });
+    assert!(
+        matches!(result, Err(StoreError::NotFound)),
+        "a missing profile in a bulk update is NotFound, got {result:?}"
+    );
+}
+
+/// The plans behind the profile list, on enough rows for the planner to care: every sort walks
+/// its index, and a selective search goes through the GIN index.
+#[test]
+fn list_queries_use_their_indexes() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let ws = workspace(1);
+    write(&store, |tx| tx.insert_workspace(&ws)).expect("workspace");
+    for chunk in (1..=20_000u64).collect::<Vec<_>>().chunks(2_000) {
+        let profiles: Vec<Customer> = chunk
+            .iter()
+            .map(|&n| {
+                let mut c = customer(&ws.id, n);
+                c.name = Some(if n == 777 {
+                    "Zuleica Prado".into()
+                } else {
+                    format!("Cliente {n}")
+                });
+                c.last_seen_at = at((n * 7_919 % 20_000) as i64);
+                c.stats.total_spent_minor = (n * 104_729 % 1_000) as i64;
+                c
+            })
+            .collect();
+        write(&store, |tx| tx.insert_customers(&profiles)).expect("insert");
+    }
+    let mut client = db.client();
+    client.batch_execute("ANALYZE customers").expect("analyze");
+    let mut plan = |sql: &str| -> String {
+        client
+            .query(&format!("EXPLAIN {sql}"), &[])
+            .expect("explain")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let base = format!(
+        "SELECT id FROM customers c WHERE c.workspace_id = '{}' AND c.merged_into IS NULL",
+        ws.id
+    );
+    for (sql, index) in [
+        (format!("{base} ORDER BY c.id DESC LIMIT 50"), "customers_pkey"),
+        (
+            format!("{base} AND (c.last_seen_at, c.id) < (now(), 'x') ORDER BY c.last_seen_at DESC, c.id DESC LIMIT 50"),
+            "customers_last_seen",
+        ),
+        (
+            format!(
+                "{base} AND (c.total_spent_minor, c.id) < (500, 'x') ORDER BY c.total_spent_minor DESC, c.id DESC LIMIT 50"
+            ),
+            "customers_total_spent",
+        ),
+        (format!("{base} AND (c.sort_name, c.id) > ('m', 'x') ORDER BY c.sort_name, c.id LIMIT 50"), "customers_sort_name"),
+        (
+            format!(
+                "{base} AND c.search @@ $$('zule':*)$$::text::tsquery AND (starts_with(c.sort_name, 'zule') \
+                 OR strpos(c.sort_name, ' zule') > 0 OR starts_with(c.email, 'zule')) ORDER BY c.id DESC LIMIT 50"
+            ),
+            "customers_search",
+        ),
+    ] {
+        let shown = plan(&sql);
+        assert!(shown.contains(index), "expected {index} in the plan of {sql}:\n{shown}");
+    }
+    let q = CustomerQuery {
+        search: Some("zule".into()),
+        limit: 50,
+        ..Default::default()
+    };
+    assert_eq!(
+        read(&store, |tx| tx.list_customers(&ws.id, &q))
+            .expect("search")
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn connecting_to_a_missing_database_fails_fast() {
+    let db = fresh_database!();
+    let missing = db.url().replace("ciclo_test_", "ciclo_missing_");
+    let started = Instant::now();
+    let result = PostgresStore::connect(&missing);
+    assert!(
+        matches!(result, Err(StoreError::Backend(ref m)) if m.contains("does not exist")),
+        "got {result:?}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "no waiting for a pool timeout"
+    );
+    let store = db.store();
+    assert_eq!(store.backend(), "postgres");
+    assert!(
+        !format!("{store:?}").contains("postgres://"),
+        "Debug shows no URL (it may hold a password)"
+    );
+}

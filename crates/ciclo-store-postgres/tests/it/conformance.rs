@@ -1,0 +1,46 @@
+//! The shared storage conformance suite (`ciclo_store::conformance`), one test per story, each
+//! on a fresh, migrated database.
+
+use crate::fresh_database;
+use ciclo_store::conformance;
+
+macro_rules! stories {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let db = fresh_database!();
+                conformance::$name(&db.migrated_store());
+            }
+        )*
+
+        /// A story added to the suite must get a test here too.
+        #[test]
+        fn every_story_has_a_test() {
+            let ours = [$(stringify!($name)),*];
+            for (name, _) in conformance::STORIES {
+                assert!(ours.contains(name), "conformance story {name} has no test in this crate");
+            }
+        }
+    };
+}
+
+stories!(
+    accounts_round_trip,
+    sessions_and_api_keys,
+    customers_round_trip,
+    customer_list_sorts_and_paging,
+    customer_search,
+    customer_filters,
+    identities_round_trip,
+    merges_and_conflicts,
+    events_deduplicate_by_message_id,
+    timeline_order_filters_and_paging,
+    orders_insert_once_and_stats,
+    imports_round_trip,
+    workspace_isolation,
+    delete_customer_removes_everything,
+    updates_of_missing_rows_are_not_found,
+    migrate_is_idempotent,
+    failed_write_rolls_back,
+);
