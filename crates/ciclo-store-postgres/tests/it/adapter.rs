@@ -3,6 +3,7 @@
 //! usable after a reported conflict, read-only snapshots, bulk statements at volume.
 
 use crate::fresh_database;
+use crate::support::TestDatabaseStores as _;
 use ciclo_domain::customer::Customer;
 use ciclo_domain::event::{Event, EventType};
 use ciclo_domain::identity::{Identity, IdentityKey, IdentityKind};

@@ -2,6 +2,7 @@
 //! on a fresh, migrated database.
 
 use crate::fresh_database;
+use crate::support::TestDatabaseStores as _;
 use ciclo_store::conformance;
 
 macro_rules! stories {

@@ -1,109 +1,26 @@
-//! A fresh, throw-away database per test.
+//! A fresh, throw-away database per test (from `ciclo-test-support`), with store helpers.
 
 use ciclo_store::Store;
 use ciclo_store_postgres::PostgresStore;
-use postgres::{Client, NoTls};
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+pub use ciclo_test_support::TestDatabase;
 
-pub const URL_VARIABLE: &str = "CICLO_TEST_POSTGRES_URL";
-
-/// A database created for one test, dropped (with its connections) when this is dropped.
-pub struct TestDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
+/// Store constructors for a test database.
+pub trait TestDatabaseStores {
+    /// A store over this database, not yet migrated.
+    fn store(&self) -> PostgresStore;
+    /// A store over this database, migrated.
+    fn migrated_store(&self) -> PostgresStore;
 }
 
-impl TestDatabase {
-    /// Creates an empty database, or says the test is skipped and returns `None` when no server
-    /// is configured.
-    pub fn create(test: &str) -> Option<TestDatabase> {
-        let Ok(admin_url) = std::env::var(URL_VARIABLE) else {
-            println!("skipped {test}: {URL_VARIABLE} is not set");
-            return None;
-        };
-        let name = unique_name();
-        let mut admin = Client::connect(&admin_url, NoTls).expect("connect to the test server");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create a test database");
-        let url = with_database(&admin_url, &name);
-        Some(TestDatabase {
-            admin_url,
-            name,
-            url,
-        })
+impl TestDatabaseStores for TestDatabase {
+    fn store(&self) -> PostgresStore {
+        PostgresStore::connect_with_pool_size(self.url(), 4).expect("connect to the test database")
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// A store over this database, not yet migrated.
-    pub fn store(&self) -> PostgresStore {
-        PostgresStore::connect_with_pool_size(&self.url, 4).expect("connect to the test database")
-    }
-
-    /// A store over this database, migrated.
-    pub fn migrated_store(&self) -> PostgresStore {
+    fn migrated_store(&self) -> PostgresStore {
         let store = self.store();
         store.migrate().expect("migrate the test database");
         store
-    }
-
-    /// A plain client on this database, for looking behind the adapter's back.
-    pub fn client(&self) -> Client {
-        Client::connect(&self.url, NoTls).expect("connect to the test database")
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        // WITH (FORCE) ends connections a failed test may have left open.
-        match Client::connect(&self.admin_url, NoTls) {
-            Ok(mut admin) => {
-                if let Err(e) = admin.batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                )) {
-                    eprintln!("could not drop test database {}: {e}", self.name);
-                }
-            }
-            Err(e) => eprintln!("could not drop test database {}: {e}", self.name),
-        }
-    }
-}
-
-/// `ciclo_test_<pid>_<counter>_<random>`: unique across the tests of this run and across runs
-/// that share the server.
-fn unique_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    format!(
-        "ciclo_test_{}_{}_{:x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        random
-    )
-}
-
-/// The URL with its database replaced (`postgres://u@h:5432/test?x=y` → `…/name?x=y`).
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let head = match base[authority_start..].find('/') {
-        Some(i) => &base[..authority_start + i],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{head}/{database}?{query}"),
-        None => format!("{head}/{database}"),
     }
 }
 
@@ -116,20 +33,4 @@ macro_rules! fresh_database {
             None => return,
         }
     };
-}
-
-#[test]
-fn urls_get_their_database_replaced() {
-    assert_eq!(
-        with_database("postgres://u@h:5432/test", "x"),
-        "postgres://u@h:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u@h/test?sslmode=disable", "x"),
-        "postgres://u@h/x?sslmode=disable"
-    );
-    assert_eq!(
-        with_database("postgresql://u:p@h", "x"),
-        "postgresql://u:p@h/x"
-    );
 }
