@@ -2,7 +2,7 @@
 //! store events and orders, and keep profiles and their order stats current, in one transaction
 //! per call, so that what was acknowledged is committed.
 
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use crate::identity::{Graph, Provenance};
 use crate::Ciclo;
 use ciclo_domain::customer::CustomerPatch;
@@ -12,10 +12,11 @@ use ciclo_domain::ids::{CustomerId, EventId, OrderId};
 use ciclo_domain::operator::Workspace;
 use ciclo_domain::order::{order_from_properties, Order, OrderDraft, ORDER_COMPLETED};
 use ciclo_domain::{FieldError, Timestamp};
-use ciclo_store::write;
+use ciclo_store::{write, StoreError, StoreResult, Tx};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashSet;
+use std::sync::{mpsc, Mutex};
 
 /// One rejected message of a batch: its position and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -112,12 +113,85 @@ fn prepare(message: IncomingMessage, workspace: &Workspace) -> Result<Prepared, 
     })
 }
 
+/// How many messages one group commit may take at most: enough to amortise the commit's fsync
+/// and the per-customer writes, small enough to keep a transaction short.
+const MAX_GROUP_MESSAGES: usize = 5_000;
+
+/// One caller's validated messages, waiting for the ingestion writer.
+struct Job {
+    workspace: Workspace,
+    prepared: Vec<Prepared>,
+    received_at: Timestamp,
+    source: IngestSource,
+    reply: mpsc::Sender<CoreResult<(usize, usize)>>,
+}
+
+/// The ingestion writer: one thread per process that takes every batch waiting and stores them
+/// in one transaction (group commit). Callers validate in parallel on their own threads and
+/// block until the commit that holds their messages is done, so a 2xx still means committed.
+/// With one writer, concurrent batches touching the same customers cannot deadlock each other.
+pub(crate) struct IngestWriter {
+    jobs: Mutex<mpsc::SyncSender<Job>>,
+}
+
+impl IngestWriter {
+    fn start(app: &Ciclo) -> IngestWriter {
+        // The thread's copy does not share this writer slot: when the last user-facing `Ciclo`
+        // is dropped, the sender goes with it and the thread ends, releasing the store.
+        let app = Ciclo::new(app.store.clone(), app.clock.clone(), app.random.clone());
+        let (sender, receiver) = mpsc::sync_channel::<Job>(1024);
+        std::thread::Builder::new()
+            .name("ciclo-ingest".into())
+            .spawn(move || writer_loop(app, receiver))
+            .expect("cannot start the ingestion thread");
+        IngestWriter {
+            jobs: Mutex::new(sender),
+        }
+    }
+}
+
+fn writer_loop(app: Ciclo, receiver: mpsc::Receiver<Job>) {
+    while let Ok(first) = receiver.recv() {
+        let mut size = first.prepared.len();
+        let mut jobs = vec![first];
+        while size < MAX_GROUP_MESSAGES {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    size += job.prepared.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        match app.store_jobs(&jobs) {
+            Ok(counts) => {
+                for (job, count) in jobs.iter().zip(counts) {
+                    let _ = job.reply.send(Ok(count));
+                }
+            }
+            // One bad batch must not fail the others it was grouped with: retry each alone.
+            Err(_) if jobs.len() > 1 => {
+                for job in &jobs {
+                    let result = app
+                        .store_jobs(std::slice::from_ref(job))
+                        .map(|mut c| c.remove(0));
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                let _ = jobs[0].reply.send(Err(e));
+            }
+        }
+    }
+}
+
 impl Ciclo {
     /// Ingests raw Segment messages into `workspace`. `forced_type` is the endpoint's type
     /// (`/v1/track`) or `None` for `/v1/batch`. The caller enforces Segment's size limits on the
     /// raw bytes (the HTTP layer does; re-serialising here would cost on the hot path). Invalid
-    /// messages are reported as rejected; the valid ones are stored in one transaction, so when this
-    /// returns they are committed.
+    /// messages are reported as rejected; the valid ones are committed before this returns
+    /// (through the process's ingestion writer, which groups concurrent batches in one
+    /// transaction).
     pub fn ingest(
         &self,
         workspace: &Workspace,
@@ -147,109 +221,180 @@ impl Ciclo {
         if prepared.is_empty() {
             return Ok(report);
         }
-        let ws = workspace.id.clone();
-        let (accepted, duplicates) = write(&*self.store, |tx| {
-            let ids: Vec<String> = prepared
-                .iter()
-                .map(|p| p.message.message_id.clone())
-                .collect();
-            let existing: HashSet<String> =
-                tx.existing_message_ids(&ws, &ids)?.into_iter().collect();
-            let fresh: Vec<&Prepared> = prepared
-                .iter()
-                .filter(|p| !existing.contains(&p.message.message_id))
-                .collect();
-            let mut graph = Graph::new(self, ws.clone());
-            let all_keys: Vec<IdentityKey> = fresh
-                .iter()
-                .flat_map(|p| p.keys.iter().chain(&p.lookup_only).cloned())
-                .collect();
-            graph.prefetch(tx, &all_keys)?;
-            let mut events = Vec::with_capacity(fresh.len());
-            let mut orders: Vec<(usize, CustomerId, Order)> = Vec::new();
-            for p in &fresh {
-                let m = &p.message;
-                let provenance = Provenance {
-                    source: "automatic",
-                    message_id: Some(&m.message_id),
-                    actor: None,
-                    at: m.timestamp,
-                };
-                let root = graph.resolve(tx, &p.keys, &p.lookup_only, &provenance)?;
-                let owner = graph.owner_of(&p.primary).unwrap_or_else(|| root.clone());
-                let customer = graph.customer_mut(tx, &root)?;
-                if let Some(patch) = &p.patch {
-                    customer.apply(patch);
-                    customer.updated_at = received_at;
-                }
-                customer.seen_at(m.timestamp);
-                let event_id = self.new_id(EventId::generate);
-                if let Some(draft) = &p.order {
-                    orders.push((
-                        events.len(),
-                        root.clone(),
-                        Order {
-                            id: self.new_id(OrderId::generate),
-                            workspace_id: ws.clone(),
-                            customer_id: owner.clone(),
-                            external_id: draft.external_id.clone(),
-                            total_minor: draft.total_minor,
-                            currency: draft.currency.clone(),
-                            placed_at: m.timestamp,
-                            source: if source.0 == "api" {
-                                "track".to_string()
-                            } else {
-                                source.0.to_string()
-                            },
-                            event_id: Some(event_id.clone()),
-                            items: draft.items.clone(),
-                        },
-                    ));
-                }
-                let mut properties = m.properties.clone();
-                if m.event_type == EventType::Identify || m.event_type == EventType::Group {
-                    // Keep what identify/group said on the timeline too.
-                    properties.insert("traits".into(), Value::Object(m.traits.clone()));
-                }
-                if let Some(previous) = &m.previous_id {
-                    properties.insert("previousId".into(), Value::String(previous.clone()));
-                }
-                if let Some(group) = &m.group_id {
-                    properties.insert("groupId".into(), Value::String(group.clone()));
-                }
-                events.push(Event {
-                    id: event_id,
-                    workspace_id: ws.clone(),
-                    customer_id: owner,
-                    message_id: m.message_id.clone(),
-                    event_type: m.event_type,
-                    name: m.name.clone(),
-                    channel: m.channel.clone(),
-                    source: source.0.to_string(),
-                    user_id: m.user_id.clone(),
-                    anonymous_id: m.anonymous_id.clone(),
-                    properties,
-                    context: m.context.clone(),
-                    timestamp: m.timestamp,
-                    received_at,
-                });
-            }
-            graph.flush(tx)?;
-            let inserted = tx.insert_events(&events)?;
-            let accepted = inserted.iter().filter(|i| **i).count();
-            for (event_index, root, order) in &orders {
-                if inserted.get(*event_index).copied().unwrap_or(false) && tx.insert_order(order)? {
-                    graph
-                        .customer_mut(tx, root)?
-                        .stats
-                        .record_order(order.total_minor, order.placed_at);
-                }
-            }
-            graph.flush(tx)?;
-            Ok((accepted, prepared.len() - accepted))
+        let (reply, answer) = mpsc::channel();
+        let job = Job {
+            workspace: workspace.clone(),
+            prepared,
+            received_at,
+            source,
+            reply,
+        };
+        let writer = self.ingest_writer.get_or_init(|| IngestWriter::start(self));
+        let sender = writer
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        sender.send(job).map_err(|_| {
+            CoreError::Store(StoreError::Backend("the ingestion writer stopped".into()))
         })?;
+        let (accepted, duplicates) = answer.recv().map_err(|_| {
+            CoreError::Store(StoreError::Backend("the ingestion writer stopped".into()))
+        })??;
         report.accepted = accepted;
         report.duplicates += duplicates;
         Ok(report)
+    }
+
+    /// Stores several jobs in one write transaction; returns (accepted, duplicates) per job.
+    fn store_jobs(&self, jobs: &[Job]) -> CoreResult<Vec<(usize, usize)>> {
+        Ok(write(&*self.store, |tx| {
+            let mut counts = vec![(0usize, 0usize); jobs.len()];
+            let mut workspaces: Vec<&Workspace> = Vec::new();
+            for job in jobs {
+                if !workspaces.iter().any(|w| w.id == job.workspace.id) {
+                    workspaces.push(&job.workspace);
+                }
+            }
+            for workspace in workspaces {
+                let mine: Vec<usize> = (0..jobs.len())
+                    .filter(|i| jobs[*i].workspace.id == workspace.id)
+                    .collect();
+                self.store_workspace_jobs(tx, workspace, jobs, &mine, &mut counts)?;
+            }
+            Ok(counts)
+        })?)
+    }
+
+    fn store_workspace_jobs(
+        &self,
+        tx: &mut dyn Tx,
+        workspace: &Workspace,
+        jobs: &[Job],
+        mine: &[usize],
+        counts: &mut [(usize, usize)],
+    ) -> StoreResult<()> {
+        let ws = workspace.id.clone();
+        let ids: Vec<String> = mine
+            .iter()
+            .flat_map(|j| {
+                jobs[*j]
+                    .prepared
+                    .iter()
+                    .map(|p| p.message.message_id.clone())
+            })
+            .collect();
+        let mut stored: HashSet<String> = HashSet::new();
+        for chunk in ids.chunks(500) {
+            stored.extend(tx.existing_message_ids(&ws, chunk)?);
+        }
+        // (job, prepared) in arrival order; a message id seen earlier in the group is a duplicate.
+        let mut fresh: Vec<(usize, &Prepared)> = Vec::new();
+        for &j in mine {
+            for p in &jobs[j].prepared {
+                if stored.insert(p.message.message_id.clone()) {
+                    fresh.push((j, p));
+                } else {
+                    counts[j].1 += 1;
+                }
+            }
+        }
+        let mut graph = Graph::new(self, ws.clone());
+        let all_keys: Vec<IdentityKey> = fresh
+            .iter()
+            .flat_map(|(_, p)| p.keys.iter().chain(&p.lookup_only).cloned())
+            .collect();
+        graph.prefetch(tx, &all_keys)?;
+        let mut events = Vec::with_capacity(fresh.len());
+        let mut event_jobs = Vec::with_capacity(fresh.len());
+        let mut orders: Vec<(usize, CustomerId, Order)> = Vec::new();
+        for (j, p) in &fresh {
+            let job = &jobs[*j];
+            let m = &p.message;
+            let provenance = Provenance {
+                source: "automatic",
+                message_id: Some(&m.message_id),
+                actor: None,
+                at: m.timestamp,
+            };
+            let root = graph.resolve(tx, &p.keys, &p.lookup_only, &provenance)?;
+            let owner = graph.owner_of(&p.primary).unwrap_or_else(|| root.clone());
+            let customer = graph.customer_mut(tx, &root)?;
+            if let Some(patch) = &p.patch {
+                customer.apply(patch);
+                customer.updated_at = job.received_at;
+            }
+            customer.seen_at(m.timestamp);
+            let event_id = self.new_id(EventId::generate);
+            if let Some(draft) = &p.order {
+                orders.push((
+                    events.len(),
+                    root.clone(),
+                    Order {
+                        id: self.new_id(OrderId::generate),
+                        workspace_id: ws.clone(),
+                        customer_id: owner.clone(),
+                        external_id: draft.external_id.clone(),
+                        total_minor: draft.total_minor,
+                        currency: draft.currency.clone(),
+                        placed_at: m.timestamp,
+                        source: if job.source.0 == "api" {
+                            "track".to_string()
+                        } else {
+                            job.source.0.to_string()
+                        },
+                        event_id: Some(event_id.clone()),
+                        items: draft.items.clone(),
+                    },
+                ));
+            }
+            let mut properties = m.properties.clone();
+            if m.event_type == EventType::Identify || m.event_type == EventType::Group {
+                // Keep what identify/group said on the timeline too.
+                properties.insert("traits".into(), Value::Object(m.traits.clone()));
+            }
+            if let Some(previous) = &m.previous_id {
+                properties.insert("previousId".into(), Value::String(previous.clone()));
+            }
+            if let Some(group) = &m.group_id {
+                properties.insert("groupId".into(), Value::String(group.clone()));
+            }
+            events.push(Event {
+                id: event_id,
+                workspace_id: ws.clone(),
+                customer_id: owner,
+                message_id: m.message_id.clone(),
+                event_type: m.event_type,
+                name: m.name.clone(),
+                channel: m.channel.clone(),
+                source: job.source.0.to_string(),
+                user_id: m.user_id.clone(),
+                anonymous_id: m.anonymous_id.clone(),
+                properties,
+                context: m.context.clone(),
+                timestamp: m.timestamp,
+                received_at: job.received_at,
+            });
+            event_jobs.push(*j);
+        }
+        graph.flush(tx)?;
+        let inserted = tx.insert_events(&events)?;
+        for (i, was_inserted) in inserted.iter().enumerate() {
+            let j = event_jobs[i];
+            if *was_inserted {
+                counts[j].0 += 1;
+            } else {
+                counts[j].1 += 1;
+            }
+        }
+        for (event_index, root, order) in &orders {
+            if inserted.get(*event_index).copied().unwrap_or(false) && tx.insert_order(order)? {
+                graph
+                    .customer_mut(tx, root)?
+                    .stats
+                    .record_order(order.total_minor, order.placed_at);
+            }
+        }
+        graph.flush(tx)
     }
 }

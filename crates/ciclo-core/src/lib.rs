@@ -24,6 +24,8 @@ pub struct Ciclo {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
+    /// The process's ingestion writer, started on first use (see `ingest`).
+    ingest_writer: Arc<std::sync::OnceLock<ingest::IngestWriter>>,
 }
 
 impl Ciclo {
@@ -32,6 +34,7 @@ impl Ciclo {
             store,
             clock,
             random,
+            ingest_writer: Arc::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod identity;
 pub mod ids;
+pub mod lifecycle;
 pub mod operator;
 pub mod order;
 pub mod segment;

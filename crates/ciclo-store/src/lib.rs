@@ -56,7 +56,9 @@ impl BackendKind {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(BackendKind::Postgres(url.to_string()))
         } else {
-            Err(format!("unsupported database URL {url:?}: expected sqlite://PATH or postgres://…"))
+            Err(format!(
+                "unsupported database URL {url:?}: expected sqlite://PATH or postgres://…"
+            ))
         }
     }
 }
@@ -74,7 +76,10 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Runs `work` in a write transaction and returns its value.
-pub fn write<T>(store: &dyn Store, mut work: impl FnMut(&mut dyn Tx) -> StoreResult<T>) -> StoreResult<T> {
+pub fn write<T>(
+    store: &dyn Store,
+    mut work: impl FnMut(&mut dyn Tx) -> StoreResult<T>,
+) -> StoreResult<T> {
     let mut out = None;
     store.write(&mut |tx| {
         out = Some(work(tx)?);
@@ -84,7 +89,10 @@ pub fn write<T>(store: &dyn Store, mut work: impl FnMut(&mut dyn Tx) -> StoreRes
 }
 
 /// Runs `work` in a read transaction (one consistent snapshot) and returns its value.
-pub fn read<T>(store: &dyn Store, mut work: impl FnMut(&mut dyn Tx) -> StoreResult<T>) -> StoreResult<T> {
+pub fn read<T>(
+    store: &dyn Store,
+    mut work: impl FnMut(&mut dyn Tx) -> StoreResult<T>,
+) -> StoreResult<T> {
     let mut out = None;
     store.read(&mut |tx| {
         out = Some(work(tx)?);
@@ -110,12 +118,23 @@ pub trait Tx {
     fn operator_by_email(&mut self, email: &str) -> StoreResult<Option<Operator>>;
     /// Inserts or changes the operator's role in the workspace.
     fn upsert_membership(&mut self, membership: &Membership) -> StoreResult<()>;
-    fn delete_membership(&mut self, workspace: &WorkspaceId, operator: &OperatorId) -> StoreResult<()>;
-    fn membership(&mut self, workspace: &WorkspaceId, operator: &OperatorId) -> StoreResult<Option<Role>>;
+    fn delete_membership(
+        &mut self,
+        workspace: &WorkspaceId,
+        operator: &OperatorId,
+    ) -> StoreResult<()>;
+    fn membership(
+        &mut self,
+        workspace: &WorkspaceId,
+        operator: &OperatorId,
+    ) -> StoreResult<Option<Role>>;
     /// Members of a workspace, ordered by operator email.
     fn list_members(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<(Operator, Role)>>;
     /// The workspaces an operator belongs to, ordered by name.
-    fn workspaces_of_operator(&mut self, operator: &OperatorId) -> StoreResult<Vec<(Workspace, Role)>>;
+    fn workspaces_of_operator(
+        &mut self,
+        operator: &OperatorId,
+    ) -> StoreResult<Vec<(Workspace, Role)>>;
 
     fn insert_session(&mut self, session: &Session) -> StoreResult<()>;
     fn session_by_token_hash(&mut self, token_hash: &str) -> StoreResult<Option<Session>>;
@@ -126,8 +145,18 @@ pub trait Tx {
     /// Keys of a workspace, newest first, revoked ones included.
     fn list_api_keys(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<ApiKey>>;
     /// Sets `revoked_at`; `NotFound` when no such key is in this workspace.
-    fn revoke_api_key(&mut self, workspace: &WorkspaceId, id: &ApiKeyId, at: Timestamp) -> StoreResult<()>;
-    fn touch_api_key(&mut self, workspace: &WorkspaceId, id: &ApiKeyId, at: Timestamp) -> StoreResult<()>;
+    fn revoke_api_key(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ApiKeyId,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    fn touch_api_key(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ApiKeyId,
+        at: Timestamp,
+    ) -> StoreResult<()>;
 
     // --- customers -----------------------------------------------------------------------------
     fn insert_customer(&mut self, customer: &Customer) -> StoreResult<()>;
@@ -142,50 +171,111 @@ pub trait Tx {
     fn update_customers(&mut self, customers: &[Customer]) -> StoreResult<()> {
         customers.iter().try_for_each(|c| self.update_customer(c))
     }
-    fn get_customer(&mut self, workspace: &WorkspaceId, id: &CustomerId) -> StoreResult<Option<Customer>>;
-    fn get_customers(&mut self, workspace: &WorkspaceId, ids: &[CustomerId]) -> StoreResult<Vec<Customer>>;
+    fn get_customer(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &CustomerId,
+    ) -> StoreResult<Option<Customer>>;
+    fn get_customers(
+        &mut self,
+        workspace: &WorkspaceId,
+        ids: &[CustomerId],
+    ) -> StoreResult<Vec<Customer>>;
     /// Deletes the profile and everything that belongs to it (identities, events, orders with
     /// items, merge and conflict records that name it).
     fn delete_customer(&mut self, workspace: &WorkspaceId, id: &CustomerId) -> StoreResult<()>;
     /// Surviving profiles (`merged_into` is null) matching the query, ordered by the query's sort.
-    fn list_customers(&mut self, workspace: &WorkspaceId, query: &CustomerQuery) -> StoreResult<Vec<Customer>>;
+    fn list_customers(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &CustomerQuery,
+    ) -> StoreResult<Vec<Customer>>;
     fn count_customers(&mut self, workspace: &WorkspaceId) -> StoreResult<i64>;
     /// Profiles merged directly into `root` (`merged_into = root`).
-    fn merged_children(&mut self, workspace: &WorkspaceId, root: &CustomerId) -> StoreResult<Vec<CustomerId>>;
+    fn merged_children(
+        &mut self,
+        workspace: &WorkspaceId,
+        root: &CustomerId,
+    ) -> StoreResult<Vec<CustomerId>>;
 
     // --- identity graph ------------------------------------------------------------------------
     /// The identities among `keys` that exist.
-    fn find_identities(&mut self, workspace: &WorkspaceId, keys: &[IdentityKey]) -> StoreResult<Vec<Identity>>;
+    fn find_identities(
+        &mut self,
+        workspace: &WorkspaceId,
+        keys: &[IdentityKey],
+    ) -> StoreResult<Vec<Identity>>;
     /// Inserts the identity unless the key exists; returns whether it was inserted.
-    fn insert_identity(&mut self, workspace: &WorkspaceId, identity: &Identity) -> StoreResult<bool>;
+    fn insert_identity(
+        &mut self,
+        workspace: &WorkspaceId,
+        identity: &Identity,
+    ) -> StoreResult<bool>;
     /// Bulk form of `insert_identity`; backends may override it with one round trip.
-    fn insert_identities(&mut self, workspace: &WorkspaceId, identities: &[Identity]) -> StoreResult<Vec<bool>> {
-        identities.iter().map(|i| self.insert_identity(workspace, i)).collect()
+    fn insert_identities(
+        &mut self,
+        workspace: &WorkspaceId,
+        identities: &[Identity],
+    ) -> StoreResult<Vec<bool>> {
+        identities
+            .iter()
+            .map(|i| self.insert_identity(workspace, i))
+            .collect()
     }
     /// Identities owned by any of these profiles, ordered by kind then value.
-    fn identities_of(&mut self, workspace: &WorkspaceId, customers: &[CustomerId]) -> StoreResult<Vec<Identity>>;
+    fn identities_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<Identity>>;
     fn delete_identity(&mut self, workspace: &WorkspaceId, key: &IdentityKey) -> StoreResult<()>;
 
     fn insert_merge(&mut self, merge: &MergeRecord) -> StoreResult<()>;
-    fn get_merge(&mut self, workspace: &WorkspaceId, id: &MergeId) -> StoreResult<Option<MergeRecord>>;
+    fn get_merge(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &MergeId,
+    ) -> StoreResult<Option<MergeRecord>>;
     fn update_merge(&mut self, merge: &MergeRecord) -> StoreResult<()>;
     /// Merges in which any of these profiles is winner or loser, newest first.
-    fn merges_of(&mut self, workspace: &WorkspaceId, customers: &[CustomerId]) -> StoreResult<Vec<MergeRecord>>;
+    fn merges_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<MergeRecord>>;
 
     fn insert_conflict(&mut self, conflict: &IdentityConflict) -> StoreResult<()>;
     fn update_conflict(&mut self, conflict: &IdentityConflict) -> StoreResult<()>;
-    fn get_conflict(&mut self, workspace: &WorkspaceId, id: &ConflictId) -> StoreResult<Option<IdentityConflict>>;
+    fn get_conflict(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ConflictId,
+    ) -> StoreResult<Option<IdentityConflict>>;
     /// Conflicts of the workspace (open ones only when `open_only`), newest first.
-    fn list_conflicts(&mut self, workspace: &WorkspaceId, open_only: bool, limit: i64) -> StoreResult<Vec<IdentityConflict>>;
+    fn list_conflicts(
+        &mut self,
+        workspace: &WorkspaceId,
+        open_only: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<IdentityConflict>>;
 
     // --- events and timeline -------------------------------------------------------------------
     /// The message ids among `message_ids` already stored in this workspace.
-    fn existing_message_ids(&mut self, workspace: &WorkspaceId, message_ids: &[String]) -> StoreResult<Vec<String>>;
+    fn existing_message_ids(
+        &mut self,
+        workspace: &WorkspaceId,
+        message_ids: &[String],
+    ) -> StoreResult<Vec<String>>;
     /// Inserts events; one whose `message_id` exists already is skipped. Returns, per input,
     /// whether it was inserted.
     fn insert_events(&mut self, events: &[Event]) -> StoreResult<Vec<bool>>;
     /// Events of these profiles, newest first (by timestamp, then id), after the cursor.
-    fn timeline(&mut self, workspace: &WorkspaceId, customers: &[CustomerId], query: &TimelineQuery) -> StoreResult<Vec<Event>>;
+    fn timeline(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+        query: &TimelineQuery,
+    ) -> StoreResult<Vec<Event>>;
     fn count_events(&mut self, workspace: &WorkspaceId) -> StoreResult<i64>;
 
     // --- orders --------------------------------------------------------------------------------
@@ -193,16 +283,34 @@ pub trait Tx {
     /// workspace; returns whether it was inserted.
     fn insert_order(&mut self, order: &Order) -> StoreResult<bool>;
     /// Orders of these profiles, newest first, with items.
-    fn orders_of(&mut self, workspace: &WorkspaceId, customers: &[CustomerId], limit: i64) -> StoreResult<Vec<Order>>;
+    fn orders_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+        limit: i64,
+    ) -> StoreResult<Vec<Order>>;
     /// Every order of the workspace in id order, after `after` (for export), with items.
-    fn list_orders(&mut self, workspace: &WorkspaceId, after: Option<&OrderId>, limit: i64) -> StoreResult<Vec<Order>>;
+    fn list_orders(
+        &mut self,
+        workspace: &WorkspaceId,
+        after: Option<&OrderId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Order>>;
     /// Order stats summed over these profiles (used to recompute a profile after a merge or undo).
-    fn order_stats_of(&mut self, workspace: &WorkspaceId, customers: &[CustomerId]) -> StoreResult<OrderStats>;
+    fn order_stats_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<OrderStats>;
 
     // --- imports -------------------------------------------------------------------------------
     fn insert_import(&mut self, import: &ImportRun) -> StoreResult<()>;
     fn update_import(&mut self, import: &ImportRun) -> StoreResult<()>;
-    fn get_import(&mut self, workspace: &WorkspaceId, id: &ImportId) -> StoreResult<Option<ImportRun>>;
+    fn get_import(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ImportId,
+    ) -> StoreResult<Option<ImportRun>>;
     /// Newest first.
     fn list_imports(&mut self, workspace: &WorkspaceId, limit: i64) -> StoreResult<Vec<ImportRun>>;
 }

@@ -1,0 +1,295 @@
+//! [`SqliteTx`]: the [`Tx`] operations of one open transaction, each delegating to the module
+//! that owns its tables.
+
+use crate::{accounts, customers, events, identity, imports, orders};
+use ciclo_domain::customer::{Customer, OrderStats};
+use ciclo_domain::event::Event;
+use ciclo_domain::identity::{Identity, IdentityKey};
+use ciclo_domain::ids::*;
+use ciclo_domain::operator::{ApiKey, Membership, Operator, Role, Session, Workspace};
+use ciclo_domain::order::Order;
+use ciclo_domain::Timestamp;
+use ciclo_store::{
+    CustomerQuery, IdentityConflict, ImportRun, MergeRecord, StoreResult, TimelineQuery, Tx,
+};
+use rusqlite::Connection;
+
+/// A transaction opened by [`crate::SqliteStore`]; it only borrows the connection, whose
+/// transaction the store commits or rolls back.
+pub(crate) struct SqliteTx<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> SqliteTx<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Self {
+        SqliteTx { conn }
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn insert_workspace(&mut self, workspace: &Workspace) -> StoreResult<()> {
+        accounts::insert_workspace(self.conn, workspace)
+    }
+    fn update_workspace(&mut self, workspace: &Workspace) -> StoreResult<()> {
+        accounts::update_workspace(self.conn, workspace)
+    }
+    fn get_workspace(&mut self, id: &WorkspaceId) -> StoreResult<Option<Workspace>> {
+        accounts::get_workspace(self.conn, id)
+    }
+    fn workspace_by_write_key(&mut self, write_key: &str) -> StoreResult<Option<Workspace>> {
+        accounts::workspace_by_write_key(self.conn, write_key)
+    }
+    fn count_workspaces(&mut self) -> StoreResult<i64> {
+        accounts::count_workspaces(self.conn)
+    }
+
+    fn insert_operator(&mut self, operator: &Operator) -> StoreResult<()> {
+        accounts::insert_operator(self.conn, operator)
+    }
+    fn update_operator(&mut self, operator: &Operator) -> StoreResult<()> {
+        accounts::update_operator(self.conn, operator)
+    }
+    fn get_operator(&mut self, id: &OperatorId) -> StoreResult<Option<Operator>> {
+        accounts::get_operator(self.conn, id)
+    }
+    fn operator_by_email(&mut self, email: &str) -> StoreResult<Option<Operator>> {
+        accounts::operator_by_email(self.conn, email)
+    }
+    fn upsert_membership(&mut self, membership: &Membership) -> StoreResult<()> {
+        accounts::upsert_membership(self.conn, membership)
+    }
+    fn delete_membership(
+        &mut self,
+        workspace: &WorkspaceId,
+        operator: &OperatorId,
+    ) -> StoreResult<()> {
+        accounts::delete_membership(self.conn, workspace, operator)
+    }
+    fn membership(
+        &mut self,
+        workspace: &WorkspaceId,
+        operator: &OperatorId,
+    ) -> StoreResult<Option<Role>> {
+        accounts::membership(self.conn, workspace, operator)
+    }
+    fn list_members(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<(Operator, Role)>> {
+        accounts::list_members(self.conn, workspace)
+    }
+    fn workspaces_of_operator(
+        &mut self,
+        operator: &OperatorId,
+    ) -> StoreResult<Vec<(Workspace, Role)>> {
+        accounts::workspaces_of_operator(self.conn, operator)
+    }
+
+    fn insert_session(&mut self, session: &Session) -> StoreResult<()> {
+        accounts::insert_session(self.conn, session)
+    }
+    fn session_by_token_hash(&mut self, token_hash: &str) -> StoreResult<Option<Session>> {
+        accounts::session_by_token_hash(self.conn, token_hash)
+    }
+    fn delete_session(&mut self, token_hash: &str) -> StoreResult<()> {
+        accounts::delete_session(self.conn, token_hash)
+    }
+
+    fn insert_api_key(&mut self, key: &ApiKey) -> StoreResult<()> {
+        accounts::insert_api_key(self.conn, key)
+    }
+    fn api_key_by_hash(&mut self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        accounts::api_key_by_hash(self.conn, key_hash)
+    }
+    fn list_api_keys(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<ApiKey>> {
+        accounts::list_api_keys(self.conn, workspace)
+    }
+    fn revoke_api_key(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ApiKeyId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        accounts::revoke_api_key(self.conn, workspace, id, at)
+    }
+    fn touch_api_key(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ApiKeyId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        accounts::touch_api_key(self.conn, workspace, id, at)
+    }
+
+    fn insert_customer(&mut self, customer: &Customer) -> StoreResult<()> {
+        customers::insert_customer(self.conn, customer)
+    }
+    fn update_customer(&mut self, customer: &Customer) -> StoreResult<()> {
+        customers::update_customer(self.conn, customer)
+    }
+    fn get_customer(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &CustomerId,
+    ) -> StoreResult<Option<Customer>> {
+        customers::get_customer(self.conn, workspace, id)
+    }
+    fn get_customers(
+        &mut self,
+        workspace: &WorkspaceId,
+        ids: &[CustomerId],
+    ) -> StoreResult<Vec<Customer>> {
+        customers::get_customers(self.conn, workspace, ids)
+    }
+    fn delete_customer(&mut self, workspace: &WorkspaceId, id: &CustomerId) -> StoreResult<()> {
+        customers::delete_customer(self.conn, workspace, id)
+    }
+    fn list_customers(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &CustomerQuery,
+    ) -> StoreResult<Vec<Customer>> {
+        customers::list_customers(self.conn, workspace, query)
+    }
+    fn count_customers(&mut self, workspace: &WorkspaceId) -> StoreResult<i64> {
+        customers::count_customers(self.conn, workspace)
+    }
+    fn merged_children(
+        &mut self,
+        workspace: &WorkspaceId,
+        root: &CustomerId,
+    ) -> StoreResult<Vec<CustomerId>> {
+        customers::merged_children(self.conn, workspace, root)
+    }
+
+    fn find_identities(
+        &mut self,
+        workspace: &WorkspaceId,
+        keys: &[IdentityKey],
+    ) -> StoreResult<Vec<Identity>> {
+        identity::find_identities(self.conn, workspace, keys)
+    }
+    fn insert_identity(
+        &mut self,
+        workspace: &WorkspaceId,
+        identity: &Identity,
+    ) -> StoreResult<bool> {
+        identity::insert_identity(self.conn, workspace, identity)
+    }
+    fn identities_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<Identity>> {
+        identity::identities_of(self.conn, workspace, customers)
+    }
+    fn delete_identity(&mut self, workspace: &WorkspaceId, key: &IdentityKey) -> StoreResult<()> {
+        identity::delete_identity(self.conn, workspace, key)
+    }
+
+    fn insert_merge(&mut self, merge: &MergeRecord) -> StoreResult<()> {
+        identity::insert_merge(self.conn, merge)
+    }
+    fn get_merge(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &MergeId,
+    ) -> StoreResult<Option<MergeRecord>> {
+        identity::get_merge(self.conn, workspace, id)
+    }
+    fn update_merge(&mut self, merge: &MergeRecord) -> StoreResult<()> {
+        identity::update_merge(self.conn, merge)
+    }
+    fn merges_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<MergeRecord>> {
+        identity::merges_of(self.conn, workspace, customers)
+    }
+
+    fn insert_conflict(&mut self, conflict: &IdentityConflict) -> StoreResult<()> {
+        identity::insert_conflict(self.conn, conflict)
+    }
+    fn update_conflict(&mut self, conflict: &IdentityConflict) -> StoreResult<()> {
+        identity::update_conflict(self.conn, conflict)
+    }
+    fn get_conflict(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ConflictId,
+    ) -> StoreResult<Option<IdentityConflict>> {
+        identity::get_conflict(self.conn, workspace, id)
+    }
+    fn list_conflicts(
+        &mut self,
+        workspace: &WorkspaceId,
+        open_only: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<IdentityConflict>> {
+        identity::list_conflicts(self.conn, workspace, open_only, limit)
+    }
+
+    fn existing_message_ids(
+        &mut self,
+        workspace: &WorkspaceId,
+        message_ids: &[String],
+    ) -> StoreResult<Vec<String>> {
+        events::existing_message_ids(self.conn, workspace, message_ids)
+    }
+    fn insert_events(&mut self, events: &[Event]) -> StoreResult<Vec<bool>> {
+        events::insert_events(self.conn, events)
+    }
+    fn timeline(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+        query: &TimelineQuery,
+    ) -> StoreResult<Vec<Event>> {
+        events::timeline(self.conn, workspace, customers, query)
+    }
+    fn count_events(&mut self, workspace: &WorkspaceId) -> StoreResult<i64> {
+        events::count_events(self.conn, workspace)
+    }
+
+    fn insert_order(&mut self, order: &Order) -> StoreResult<bool> {
+        orders::insert_order(self.conn, order)
+    }
+    fn orders_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+        limit: i64,
+    ) -> StoreResult<Vec<Order>> {
+        orders::orders_of(self.conn, workspace, customers, limit)
+    }
+    fn list_orders(
+        &mut self,
+        workspace: &WorkspaceId,
+        after: Option<&OrderId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Order>> {
+        orders::list_orders(self.conn, workspace, after, limit)
+    }
+    fn order_stats_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<OrderStats> {
+        orders::order_stats_of(self.conn, workspace, customers)
+    }
+
+    fn insert_import(&mut self, import: &ImportRun) -> StoreResult<()> {
+        imports::insert_import(self.conn, import)
+    }
+    fn update_import(&mut self, import: &ImportRun) -> StoreResult<()> {
+        imports::update_import(self.conn, import)
+    }
+    fn get_import(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ImportId,
+    ) -> StoreResult<Option<ImportRun>> {
+        imports::get_import(self.conn, workspace, id)
+    }
+    fn list_imports(&mut self, workspace: &WorkspaceId, limit: i64) -> StoreResult<Vec<ImportRun>> {
+        imports::list_imports(self.conn, workspace, limit)
+    }
+}
