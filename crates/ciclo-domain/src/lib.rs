@@ -20,3 +20,12 @@ pub use error::FieldError;
 
 /// A point in time, always UTC.
 pub type Timestamp = DateTime<Utc>;
+
+/// `YYYY-MM` of `t` in the IANA time zone `tz` (UTC when the name is unknown): months of
+/// charts and cohorts follow the business's calendar, not UTC.
+pub fn local_month(t: Timestamp, tz: &str) -> String {
+    match tz.parse::<chrono_tz::Tz>() {
+        Ok(zone) => t.with_timezone(&zone).format("%Y-%m").to_string(),
+        Err(_) => t.format("%Y-%m").to_string(),
+    }
+}

@@ -59,7 +59,13 @@ pub fn serve(config: &Config, load_demo: bool) -> anyhow::Result<()> {
         secure_cookies: public_url.starts_with("https://"),
         ..Default::default()
     };
-    let router = ciclo_http::router(app, options);
+    let web_options = ciclo_web::WebOptions {
+        secure_cookies: options.secure_cookies,
+        ..Default::default()
+    };
+    // The JSON API owns /api and /v1 (and the fallback); the console owns / and its pages.
+    let router =
+        ciclo_http::router(app.clone(), options).merge(ciclo_web::console_router(app, web_options));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ciclo-http")

@@ -1,0 +1,176 @@
+//! Numbers, money, dates and months written the way each locale writes them.
+//!
+//! Brazilian Portuguese groups thousands with `.` and uses `,` for decimals (`R$ 1.234,56`,
+//! `27/11/2026`); English does the opposite (`R$1,234.56`, `Nov 27, 2026`). These are small
+//! hand-written functions rather than a full CLDR library: the console needs two locales and a
+//! handful of formats, and tests pin every one of them.
+
+use crate::i18n::Locale;
+use chrono::{Datelike, NaiveDate, Timelike};
+use ciclo_domain::Timestamp;
+
+const MONTHS_EN: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const MONTHS_PT: [&str; 12] = [
+    "jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez",
+];
+
+fn separators(locale: Locale) -> (char, char) {
+    match locale {
+        Locale::PtBr => ('.', ','),
+        Locale::En => (',', '.'),
+    }
+}
+
+/// Digits of `value` with thousands grouped: `1234567` → `1.234.567` (pt-BR), `1,234,567` (en).
+pub fn format_integer(value: i64, locale: Locale) -> String {
+    let (group, _) = separators(locale);
+    let digits = value.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if value < 0 {
+        out.push('-');
+    }
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(group);
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// An amount in minor units (centavos) as a decimal with two places, without a currency:
+/// `123456` → `1.234,56` (pt-BR), `1,234.56` (en).
+pub fn format_minor(minor: i64, locale: Locale) -> String {
+    let (_, decimal) = separators(locale);
+    let units = format_integer((minor / 100).abs(), locale);
+    let cents = (minor % 100).unsigned_abs();
+    let sign = if minor < 0 { "-" } else { "" };
+    format!("{sign}{units}{decimal}{cents:02}")
+}
+
+/// The symbol of a currency as each locale writes it; unknown codes stand as themselves.
+fn currency_symbol(currency: &str, locale: Locale) -> String {
+    match (currency, locale) {
+        ("BRL", _) => "R$".into(),
+        ("USD", Locale::PtBr) => "US$".into(),
+        ("USD", Locale::En) => "$".into(),
+        ("EUR", _) => "€".into(),
+        ("GBP", _) => "£".into(),
+        (other, _) => other.to_string(),
+    }
+}
+
+/// Money in minor units with its currency: `R$ 1.234,56` (pt-BR), `R$1,234.56` (en). A code
+/// without a known symbol is followed by a space in both (`ARS 10,00`, `ARS 10.00`).
+pub fn format_money(minor: i64, currency: &str, locale: Locale) -> String {
+    let symbol = currency_symbol(currency, locale);
+    let amount = format_minor(minor.abs(), locale);
+    let sign = if minor < 0 { "-" } else { "" };
+    let space = match locale {
+        Locale::PtBr => " ",
+        Locale::En if symbol.chars().all(|c| c.is_ascii_uppercase()) => " ",
+        Locale::En => "",
+    };
+    format!("{sign}{symbol}{space}{amount}")
+}
+
+/// A calendar date: `27/11/2026` (pt-BR), `Nov 27, 2026` (en).
+pub fn format_date(date: NaiveDate, locale: Locale) -> String {
+    match locale {
+        Locale::PtBr => date.format("%d/%m/%Y").to_string(),
+        Locale::En => format!(
+            "{} {}, {}",
+            MONTHS_EN[date.month0() as usize],
+            date.day(),
+            date.year()
+        ),
+    }
+}
+
+/// The time zone named by `time_zone` (IANA), or UTC when it is not one.
+pub fn time_zone(time_zone: &str) -> chrono_tz::Tz {
+    time_zone.parse().unwrap_or(chrono_tz::UTC)
+}
+
+/// A moment in the given time zone: `27/11/2026 14:05` (pt-BR), `Nov 27, 2026, 2:05 PM` (en).
+pub fn format_datetime(at: Timestamp, tz: chrono_tz::Tz, locale: Locale) -> String {
+    let local = at.with_timezone(&tz);
+    let date = format_date(local.date_naive(), locale);
+    match locale {
+        Locale::PtBr => format!("{date} {:02}:{:02}", local.hour(), local.minute()),
+        Locale::En => {
+            let (pm, hour) = local.hour12();
+            let suffix = if pm { "PM" } else { "AM" };
+            format!("{date}, {hour}:{:02} {suffix}", local.minute())
+        }
+    }
+}
+
+/// The date part of a moment in the given time zone.
+pub fn format_day(at: Timestamp, tz: chrono_tz::Tz, locale: Locale) -> String {
+    format_date(at.with_timezone(&tz).date_naive(), locale)
+}
+
+/// A month written `YYYY-MM` as a short label: `nov/26` (pt-BR), `Nov 26` (en). Anything
+/// else is returned as it is.
+pub fn format_month(month: &str, locale: Locale) -> String {
+    let parsed = month
+        .split_once('-')
+        .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<usize>().ok()?)))
+        .filter(|(_, m)| (1..=12).contains(m));
+    match parsed {
+        Some((year, m)) => {
+            let short_year = year.rem_euclid(100);
+            match locale {
+                Locale::PtBr => format!("{}/{short_year:02}", MONTHS_PT[m - 1]),
+                Locale::En => format!("{} {short_year:02}", MONTHS_EN[m - 1]),
+            }
+        }
+        None => month.to_string(),
+    }
+}
+
+/// A phone number stored as E.164, grouped for reading. Brazilian numbers get the national
+/// layout (`+55 11 98765-4321`, landlines `+55 11 3456-7890`); others are left as stored.
+pub fn format_phone(e164: &str) -> String {
+    let Some(national) = e164.strip_prefix("+55") else {
+        return e164.to_string();
+    };
+    if !national.chars().all(|c| c.is_ascii_digit()) {
+        return e164.to_string();
+    }
+    match national.len() {
+        11 => format!(
+            "+55 {} {}-{}",
+            &national[..2],
+            &national[2..7],
+            &national[7..]
+        ),
+        10 => format!(
+            "+55 {} {}-{}",
+            &national[..2],
+            &national[2..6],
+            &national[6..]
+        ),
+        _ => e164.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_group_thousands() {
+        assert_eq!(format_integer(0, Locale::PtBr), "0");
+        assert_eq!(format_integer(999, Locale::En), "999");
+        assert_eq!(format_integer(1000, Locale::PtBr), "1.000");
+        assert_eq!(format_integer(-1234567, Locale::En), "-1,234,567");
+        assert_eq!(
+            format_integer(i64::MIN, Locale::En),
+            "-9,223,372,036,854,775,808"
+        );
+    }
+}
