@@ -201,7 +201,24 @@ impl Ciclo {
 
     /// Checks email and password; on success opens a session in the operator's first workspace
     /// (or `workspace` when given and the operator belongs to it). Returns the session token.
+    /// An operator with two-factor sign-in gets `SecondFactorRequired` (with the challenge)
+    /// here; [`Ciclo::login_start`] and [`Ciclo::login_complete`] are the two-step form.
     pub fn login(
+        &self,
+        email: &str,
+        password: &str,
+        workspace: Option<&WorkspaceId>,
+    ) -> CoreResult<(String, Session)> {
+        match self.login_start(email, password, workspace)? {
+            crate::mfa::LoginStep::Done(token, session) => Ok((token, session)),
+            crate::mfa::LoginStep::SecondFactor { challenge } => {
+                Err(CoreError::SecondFactorRequired(challenge))
+            }
+        }
+    }
+
+    /// The password check and session of [`Ciclo::login`], without the second factor.
+    pub(crate) fn login_password_only(
         &self,
         email: &str,
         password: &str,
@@ -223,10 +240,10 @@ impl Ciclo {
             None => memberships.first(),
         }
         .ok_or(CoreError::Unauthorized)?;
-        self.open_session(&operator.id, &chosen.0.id)
+        self.open_session_for(&operator.id, &chosen.0.id)
     }
 
-    fn open_session(
+    pub(crate) fn open_session_for(
         &self,
         operator: &OperatorId,
         workspace: &WorkspaceId,
@@ -258,7 +275,7 @@ impl Ciclo {
             return Err(CoreError::NotFound("workspace"));
         }
         self.logout(token)?;
-        self.open_session(&operator, workspace)
+        self.open_session_for(&operator, workspace)
     }
 
     /// The actor behind a session token, with the session (for its CSRF token).
@@ -276,7 +293,9 @@ impl Ciclo {
         })?;
         match found {
             Some((session, Some(op), Some(role), Some(workspace)))
-                if session.expires_at > now && op.active =>
+                if session.expires_at > now
+                    && op.active
+                    && session.csrf_token != crate::mfa::PENDING_MARK =>
             {
                 Ok((
                     Actor {

@@ -14,6 +14,10 @@ pub enum CoreError {
     /// The request clashes with existing data (409): code, field and reason.
     #[error("conflict: {0}")]
     Conflict(FieldError),
+    /// The password was right, and the operator signs in with a second factor: send the
+    /// challenge back with a code (401 `second_factor_required`).
+    #[error("second factor required")]
+    SecondFactorRequired(String),
     /// No valid credentials (401).
     #[error("unauthorized")]
     Unauthorized,

@@ -387,8 +387,14 @@ impl Ciclo {
                 counts[j].1 += 1;
             }
         }
-        for (event_index, root, order) in &orders {
-            if inserted.get(*event_index).copied().unwrap_or(false) && tx.insert_order(order)? {
+        let (roots, orders): (Vec<CustomerId>, Vec<Order>) = orders
+            .into_iter()
+            .filter(|(event_index, _, _)| inserted.get(*event_index).copied().unwrap_or(false))
+            .map(|(_, root, order)| (root, order))
+            .unzip();
+        let stored = tx.insert_orders(&orders)?;
+        for ((root, order), was_stored) in roots.iter().zip(&orders).zip(stored) {
+            if was_stored {
                 graph
                     .customer_mut(tx, root)?
                     .stats

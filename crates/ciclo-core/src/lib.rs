@@ -4,12 +4,14 @@
 //! Time and randomness come from the [`Clock`] and [`Random`] ports so tests can fix them.
 
 pub mod accounts;
+pub mod analytics;
 pub mod customers;
 pub mod dashboard;
 pub mod error;
 pub mod identity;
 pub mod import;
 pub mod ingest;
+pub mod mfa;
 pub mod ports;
 
 pub use error::CoreError;

@@ -266,6 +266,10 @@ pub struct LoginRequest {
     /// The workspace to open; the operator's first one (by name) when absent.
     #[serde(default)]
     pub workspace_id: Option<String>,
+    /// The current code of the operator's authenticator app (or a recovery code), for
+    /// operators with two-factor sign-in.
+    #[serde(default)]
+    pub totp_code: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -136,6 +136,14 @@ impl From<CoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, fe.code, fe.reason).with_field(fe.field)
             }
             CoreError::Unauthorized => ApiError::unauthorized(),
+            // The challenge itself is for the console's two-step form; API clients send
+            // `totp_code` with the password instead.
+            CoreError::SecondFactorRequired(_) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "second_factor_required",
+                "this operator signs in with a code from an authenticator app: send totp_code",
+            )
+            .with_field("totp_code"),
             CoreError::Forbidden(permission) => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",

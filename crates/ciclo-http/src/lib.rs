@@ -21,7 +21,7 @@ pub use auth::{CSRF_HEADER, SESSION_COOKIE};
 pub use error::ApiError;
 pub use openapi::{openapi, openapi_json};
 
-use crate::api::{customers, identity, imports, session, settings};
+use crate::api::{analytics, customers, identity, imports, session, settings};
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, Method};
@@ -162,6 +162,15 @@ pub fn router(app: Ciclo, options: HttpOptions) -> Router {
             "/api/v1/operators/{id}",
             patch(settings::update_operator).delete(settings::remove_operator),
         )
+        .route("/api/v1/analytics/rfm", get(analytics::rfm))
+        .route(
+            "/api/v1/analytics/rfm/customers",
+            get(analytics::rfm_customers),
+        )
+        .route("/api/v1/analytics/cohorts", get(analytics::cohorts))
+        .route("/api/v1/analytics/metrics", get(analytics::metrics))
+        .route("/api/v1/analytics/clv", get(analytics::clv))
+        .route("/api/v1/analytics/funnel", get(analytics::funnel))
         .route(
             "/api/v1/workspace",
             get(settings::get_workspace).patch(settings::update_workspace),

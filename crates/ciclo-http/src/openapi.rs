@@ -2,7 +2,7 @@
 //! the DTOs, so it cannot drift from the code. `docs/openapi.json` holds a copy for readers and
 //! client generators; a test fails when it is stale.
 
-use crate::api::{customers, identity, imports, session, settings};
+use crate::api::{analytics, customers, identity, imports, session, settings};
 use crate::dto::HealthResponse;
 use crate::ingest;
 use crate::AppState;
@@ -67,6 +67,12 @@ use utoipa::{Modify, OpenApi};
         settings::remove_operator,
         settings::get_workspace,
         settings::update_workspace,
+        analytics::rfm,
+        analytics::rfm_customers,
+        analytics::cohorts,
+        analytics::metrics,
+        analytics::clv,
+        analytics::funnel,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -76,6 +82,7 @@ use utoipa::{Modify, OpenApi};
         (name = "identity", description = "The identity graph: merges, undo and conflicts"),
         (name = "imports", description = "CSV import and export"),
         (name = "settings", description = "API keys, operators and workspace settings"),
+        (name = "analytics", description = "RFM, cohorts, customer-base metrics, predicted CLV and the lifecycle funnel"),
         (name = "meta", description = "Health and this document"),
     )
 )]

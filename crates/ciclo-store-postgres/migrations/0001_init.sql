@@ -69,7 +69,14 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_newest ON api_keys (workspace_id, created_at DESC, id DESC);
 
--- Customers are updated on every ingested batch (last_seen_at), so leave room for HOT updates.
+-- A profile is two rows with the same key. `customers` holds what people and identify calls
+-- change, with the indexes of search and filters; `customer_activity` holds what every ingested
+-- event or order changes. Ingestion rewrites the activity row of every profile an event touches,
+-- and a new last_seen_at is a change of an indexed column, which rules out a HOT update: each
+-- index of the table gets an entry for the new row version, whatever columns it covers. Apart,
+-- that is three btree entries for a narrow row, instead of every index of the profile, the GIN
+-- search index with a dozen lexemes per profile among them, for a wide one. Both tables leave
+-- room on their pages for HOT updates.
 CREATE TABLE customers (
     workspace_id        text COLLATE "C" NOT NULL,
     id                  text COLLATE "C" NOT NULL,
@@ -85,12 +92,6 @@ CREATE TABLE customers (
     country             text,
     tags                text[] NOT NULL DEFAULT '{}',
     traits              jsonb NOT NULL DEFAULT '{}',
-    first_seen_at       timestamptz NOT NULL,
-    last_seen_at        timestamptz NOT NULL,
-    orders_count        bigint NOT NULL DEFAULT 0,
-    total_spent_minor   bigint NOT NULL DEFAULT 0,
-    first_order_at      timestamptz,
-    last_order_at       timestamptz,
     created_at          timestamptz NOT NULL,
     updated_at          timestamptz NOT NULL,
     merged_into         text COLLATE "C",
@@ -107,11 +108,23 @@ CREATE TABLE customers (
     PRIMARY KEY (workspace_id, id)
 ) WITH (fillfactor = 90);
 
--- Keyset pagination of surviving profiles, one index per CustomerSort (the primary key serves
--- Newest: merged profiles are few, so filtering them out while walking it costs little);
--- backward scans serve the descending sorts.
-CREATE INDEX customers_last_seen ON customers (workspace_id, last_seen_at, id) WHERE merged_into IS NULL;
-CREATE INDEX customers_total_spent ON customers (workspace_id, total_spent_minor, id) WHERE merged_into IS NULL;
+CREATE TABLE customer_activity (
+    workspace_id        text COLLATE "C" NOT NULL,
+    id                  text COLLATE "C" NOT NULL,
+    first_seen_at       timestamptz NOT NULL,
+    last_seen_at        timestamptz NOT NULL,
+    orders_count        bigint NOT NULL DEFAULT 0,
+    total_spent_minor   bigint NOT NULL DEFAULT 0,
+    first_order_at      timestamptz,
+    last_order_at       timestamptz,
+    PRIMARY KEY (workspace_id, id)
+) WITH (fillfactor = 90);
+
+-- Keyset pagination, one index per CustomerSort (the primary key of `customers` serves Newest).
+-- Backward scans serve the descending sorts. Merged profiles are few, so the list filters them
+-- out while walking the index (the activity sorts join `customers` for merged_into).
+CREATE INDEX customer_activity_last_seen ON customer_activity (workspace_id, last_seen_at, id);
+CREATE INDEX customer_activity_total_spent ON customer_activity (workspace_id, total_spent_minor, id);
 CREATE INDEX customers_sort_name ON customers (workspace_id, sort_name, id) WHERE merged_into IS NULL;
 CREATE INDEX customers_merged_into ON customers (workspace_id, merged_into) WHERE merged_into IS NOT NULL;
 CREATE INDEX customers_search ON customers USING gin (search);

@@ -1,6 +1,15 @@
 //! Customer profiles: writes (which keep the derived `sort_name` and `search` columns in step
 //! with the fields), reads, deletion with everything that belongs to a profile, and the sorted,
 //! filtered, keyset-paginated list.
+//!
+//! A profile is stored in two rows (see the schema): `customers` holds what people and
+//! identify calls change (name, contacts, tags, traits…) with the search and filter indexes,
+//! `customer_activity` holds what every event or order changes (first/last seen, order stats)
+//! with the indexes of the activity sorts. Ingestion then rewrites a narrow row with three
+//! btree entries per touched profile, instead of a wide one with every index of the profile
+//! including the GIN search index (PostgreSQL adds an entry to every index for each row version
+//! that is not a HOT update, and a new `last_seen_at` rules HOT out). Each write sends only the
+//! half that changed.
 
 use crate::error::corrupt;
 use crate::rows::{self, get};
@@ -15,12 +24,19 @@ use postgres::Row;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-/// The columns [`customer_from`] reads, qualified with the alias `c`.
+/// The columns [`customer_from`] reads, from `customers c` joined to `customer_activity a`.
 macro_rules! customer_columns {
     () => {
         "c.id, c.workspace_id, c.name, c.email, c.phone, c.whatsapp, c.birthday, c.locale, c.time_zone, \
-         c.city, c.state, c.country, c.tags, c.traits, c.first_seen_at, c.last_seen_at, c.orders_count, \
-         c.total_spent_minor, c.first_order_at, c.last_order_at, c.created_at, c.updated_at, c.merged_into"
+         c.city, c.state, c.country, c.tags, c.traits, a.first_seen_at, a.last_seen_at, a.orders_count, \
+         a.total_spent_minor, a.first_order_at, a.last_order_at, c.created_at, c.updated_at, c.merged_into"
+    };
+}
+
+/// The two rows of a profile, as `c` and `a`.
+macro_rules! customer_tables {
+    () => {
+        "customers c JOIN customer_activity a ON a.workspace_id = c.workspace_id AND a.id = c.id"
     };
 }
 
@@ -54,6 +70,58 @@ fn customer_from(row: &Row) -> StoreResult<Customer> {
     })
 }
 
+/// Whether two versions of a profile have the same `customer_activity` row.
+fn same_activity(a: &Customer, b: &Customer) -> bool {
+    a.workspace_id == b.workspace_id
+        && a.first_seen_at == b.first_seen_at
+        && a.last_seen_at == b.last_seen_at
+        && a.stats == b.stats
+}
+
+/// Whether two versions of a profile have the same `customers` row. Written out field by field
+/// (no `..`) so that a field added to `Customer` fails to compile here until it is placed.
+fn same_profile(a: &Customer, b: &Customer) -> bool {
+    let Customer {
+        id,
+        workspace_id,
+        name,
+        email,
+        phone,
+        whatsapp,
+        birthday,
+        locale,
+        time_zone,
+        city,
+        state,
+        country,
+        tags,
+        traits,
+        first_seen_at: _,
+        last_seen_at: _,
+        stats: _,
+        created_at,
+        updated_at,
+        merged_into,
+    } = a;
+    *id == b.id
+        && *workspace_id == b.workspace_id
+        && *name == b.name
+        && *email == b.email
+        && *phone == b.phone
+        && *whatsapp == b.whatsapp
+        && *birthday == b.birthday
+        && *locale == b.locale
+        && *time_zone == b.time_zone
+        && *city == b.city
+        && *state == b.state
+        && *country == b.country
+        && *tags == b.tags
+        && *traits == b.traits
+        && *created_at == b.created_at
+        && *updated_at == b.updated_at
+        && *merged_into == b.merged_into
+}
+
 /// The key of the Name sort, as `CustomerCursor` defines it: the lower-cased name, empty when
 /// there is none.
 fn sort_name(customer: &Customer) -> String {
@@ -64,10 +132,11 @@ fn sort_name(customer: &Customer) -> String {
         .unwrap_or_default()
 }
 
-/// The rows to write, one array per column, for `unnest`: one statement writes any number of
-/// profiles. Tags and search lexemes are lists per row, which a PostgreSQL array of arrays cannot
-/// hold (it must be rectangular), so they travel as array and tsvector literals and are cast.
-struct CustomerColumns<'c> {
+/// The `customers` rows to write, one array per column, for `unnest`: one statement writes any
+/// number of profiles. Tags and search lexemes are lists per row, which a PostgreSQL array of
+/// arrays cannot hold (it must be rectangular), so they travel as array and tsvector literals
+/// and are cast.
+struct ProfileColumns<'c> {
     workspace_ids: Vec<&'c str>,
     ids: Vec<&'c str>,
     names: Vec<Option<&'c str>>,
@@ -82,12 +151,6 @@ struct CustomerColumns<'c> {
     countries: Vec<Option<&'c str>>,
     tags: Vec<String>,
     traits: Vec<Json<&'c Map<String, Value>>>,
-    first_seen_at: Vec<Timestamp>,
-    last_seen_at: Vec<Timestamp>,
-    orders_count: Vec<i64>,
-    total_spent_minor: Vec<i64>,
-    first_order_at: Vec<Option<Timestamp>>,
-    last_order_at: Vec<Option<Timestamp>>,
     created_at: Vec<Timestamp>,
     updated_at: Vec<Timestamp>,
     merged_into: Vec<Option<&'c str>>,
@@ -97,12 +160,12 @@ struct CustomerColumns<'c> {
     city_keys: Vec<Option<String>>,
 }
 
-impl<'c> CustomerColumns<'c> {
-    fn new(customers: &[&'c Customer]) -> CustomerColumns<'c> {
+impl<'c> ProfileColumns<'c> {
+    fn new(customers: &[&'c Customer]) -> ProfileColumns<'c> {
         let text = |f: fn(&'c Customer) -> Option<&'c str>| {
             customers.iter().map(|c| f(c)).collect::<Vec<_>>()
         };
-        CustomerColumns {
+        ProfileColumns {
             workspace_ids: customers.iter().map(|c| c.workspace_id.as_str()).collect(),
             ids: customers.iter().map(|c| c.id.as_str()).collect(),
             names: text(|c| c.name.as_deref()),
@@ -120,15 +183,6 @@ impl<'c> CustomerColumns<'c> {
                 .map(|c| text_array_literal(&c.tags))
                 .collect(),
             traits: customers.iter().map(|c| Json(&c.traits)).collect(),
-            first_seen_at: customers.iter().map(|c| c.first_seen_at).collect(),
-            last_seen_at: customers.iter().map(|c| c.last_seen_at).collect(),
-            orders_count: customers.iter().map(|c| c.stats.orders_count).collect(),
-            total_spent_minor: customers
-                .iter()
-                .map(|c| c.stats.total_spent_minor)
-                .collect(),
-            first_order_at: customers.iter().map(|c| c.stats.first_order_at).collect(),
-            last_order_at: customers.iter().map(|c| c.stats.last_order_at).collect(),
             created_at: customers.iter().map(|c| c.created_at).collect(),
             updated_at: customers.iter().map(|c| c.updated_at).collect(),
             merged_into: text(|c| c.merged_into.as_ref().map(|m| m.as_str())),
@@ -149,80 +203,188 @@ impl<'c> CustomerColumns<'c> {
                 .collect(),
         }
     }
+}
 
-    /// In the order of the columns of `unnest_customers!`.
-    fn params(&self) -> [&(dyn ToSql + Sync); 27] {
-        [
-            &self.workspace_ids,
-            &self.ids,
-            &self.names,
-            &self.emails,
-            &self.phones,
-            &self.whatsapps,
-            &self.birthdays,
-            &self.locales,
-            &self.time_zones,
-            &self.cities,
-            &self.states,
-            &self.countries,
-            &self.tags,
-            &self.traits,
-            &self.first_seen_at,
-            &self.last_seen_at,
-            &self.orders_count,
-            &self.total_spent_minor,
-            &self.first_order_at,
-            &self.last_order_at,
-            &self.created_at,
-            &self.updated_at,
-            &self.merged_into,
-            &self.sort_names,
-            &self.search,
-            &self.tag_keys,
-            &self.city_keys,
-        ]
+/// The `customer_activity` rows to write, one array per column.
+struct ActivityColumns<'c> {
+    workspace_ids: Vec<&'c str>,
+    ids: Vec<&'c str>,
+    first_seen_at: Vec<Timestamp>,
+    last_seen_at: Vec<Timestamp>,
+    orders_count: Vec<i64>,
+    total_spent_minor: Vec<i64>,
+    first_order_at: Vec<Option<Timestamp>>,
+    last_order_at: Vec<Option<Timestamp>>,
+}
+
+impl<'c> ActivityColumns<'c> {
+    fn new(customers: &[&'c Customer]) -> ActivityColumns<'c> {
+        ActivityColumns {
+            workspace_ids: customers.iter().map(|c| c.workspace_id.as_str()).collect(),
+            ids: customers.iter().map(|c| c.id.as_str()).collect(),
+            first_seen_at: customers.iter().map(|c| c.first_seen_at).collect(),
+            last_seen_at: customers.iter().map(|c| c.last_seen_at).collect(),
+            orders_count: customers.iter().map(|c| c.stats.orders_count).collect(),
+            total_spent_minor: customers
+                .iter()
+                .map(|c| c.stats.total_spent_minor)
+                .collect(),
+            first_order_at: customers.iter().map(|c| c.stats.first_order_at).collect(),
+            last_order_at: customers.iter().map(|c| c.stats.last_order_at).collect(),
+        }
     }
 }
 
-/// The rows of [`CustomerColumns`] as a relation `u`.
-macro_rules! unnest_customers {
+/// The parameters of [`INSERT_CUSTOMERS`] and [`UPDATE_CUSTOMERS`]: `$1`–`$21` the profile
+/// rows, `$22`–`$29` the activity rows (each statement says which rows those are).
+fn params<'p>(
+    p: &'p ProfileColumns<'_>,
+    a: &'p ActivityColumns<'_>,
+) -> [&'p (dyn ToSql + Sync); 29] {
+    [
+        &p.workspace_ids,
+        &p.ids,
+        &p.names,
+        &p.emails,
+        &p.phones,
+        &p.whatsapps,
+        &p.birthdays,
+        &p.locales,
+        &p.time_zones,
+        &p.cities,
+        &p.states,
+        &p.countries,
+        &p.tags,
+        &p.traits,
+        &p.created_at,
+        &p.updated_at,
+        &p.merged_into,
+        &p.sort_names,
+        &p.search,
+        &p.tag_keys,
+        &p.city_keys,
+        &a.workspace_ids,
+        &a.ids,
+        &a.first_seen_at,
+        &a.last_seen_at,
+        &a.orders_count,
+        &a.total_spent_minor,
+        &a.first_order_at,
+        &a.last_order_at,
+    ]
+}
+
+/// The columns of `customers`, in the order of [`profile_rows!`].
+macro_rules! profile_columns {
     () => {
-        "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[], $8::text[],
-             $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::timestamptz[],
-             $16::timestamptz[], $17::bigint[], $18::bigint[], $19::timestamptz[], $20::timestamptz[],
-             $21::timestamptz[], $22::timestamptz[], $23::text[], $24::text[], $25::text[], $26::text[], $27::text[])
-         AS u(workspace_id, id, name, email, phone, whatsapp, birthday, locale, time_zone, city, state, country,
-             tags, traits, first_seen_at, last_seen_at, orders_count, total_spent_minor, first_order_at,
-             last_order_at, created_at, updated_at, merged_into, sort_name, search, tag_keys, city_key)"
+        "workspace_id, id, name, email, phone, whatsapp, birthday, locale, time_zone, city, state, country, tags,
+         traits, created_at, updated_at, merged_into, sort_name, search, tag_keys, city_key"
     };
 }
 
+/// The columns of `customer_activity`, in the order of [`activity_rows!`].
+macro_rules! activity_columns {
+    () => {
+        "workspace_id, id, first_seen_at, last_seen_at, orders_count, total_spent_minor, first_order_at,
+         last_order_at"
+    };
+}
+
+/// The profile rows (`$1`–`$21`) as a relation `u`, every column of `customers`.
+/// Set-returning functions in the select list stream the arrays; `unnest(…)` in `FROM` would
+/// first copy them all into a tuple store.
+macro_rules! profile_rows {
+    () => {
+        "(SELECT unnest($1::text[]) AS workspace_id, unnest($2::text[]) AS id, unnest($3::text[]) AS name,
+             unnest($4::text[]) AS email, unnest($5::text[]) AS phone, unnest($6::text[]) AS whatsapp,
+             unnest($7::date[]) AS birthday, unnest($8::text[]) AS locale, unnest($9::text[]) AS time_zone,
+             unnest($10::text[]) AS city, unnest($11::text[]) AS state, unnest($12::text[]) AS country,
+             unnest($13::text[])::text[] AS tags, unnest($14::jsonb[]) AS traits,
+             unnest($15::timestamptz[]) AS created_at, unnest($16::timestamptz[]) AS updated_at,
+             unnest($17::text[]) AS merged_into, unnest($18::text[]) AS sort_name,
+             unnest($19::text[])::tsvector AS search, unnest($20::text[])::text[] AS tag_keys,
+             unnest($21::text[]) AS city_key) u"
+    };
+}
+
+/// The activity rows (`$22`–`$29`) as a relation `u`, every column of `customer_activity`.
+macro_rules! activity_rows {
+    () => {
+        "(SELECT unnest($22::text[]) AS workspace_id, unnest($23::text[]) AS id,
+             unnest($24::timestamptz[]) AS first_seen_at, unnest($25::timestamptz[]) AS last_seen_at,
+             unnest($26::bigint[]) AS orders_count, unnest($27::bigint[]) AS total_spent_minor,
+             unnest($28::timestamptz[]) AS first_order_at, unnest($29::timestamptz[]) AS last_order_at) u"
+    };
+}
+
+/// Both rows of each new profile. The activity rows given are those of the profiles given, and
+/// go in for the profiles that did.
 const INSERT_CUSTOMERS: &str = concat!(
-    "INSERT INTO customers (workspace_id, id, name, email, phone, whatsapp, birthday, locale, time_zone, city,
-         state, country, tags, traits, first_seen_at, last_seen_at, orders_count, total_spent_minor,
-         first_order_at, last_order_at, created_at, updated_at, merged_into, sort_name, search, tag_keys,
-         city_key)
-     SELECT u.workspace_id, u.id, u.name, u.email, u.phone, u.whatsapp, u.birthday, u.locale, u.time_zone,
-         u.city, u.state, u.country, u.tags::text[], u.traits, u.first_seen_at, u.last_seen_at, u.orders_count,
-         u.total_spent_minor, u.first_order_at, u.last_order_at, u.created_at, u.updated_at, u.merged_into,
-         u.sort_name, u.search::tsvector, u.tag_keys::text[], u.city_key
-     FROM ",
-    unnest_customers!(),
-    " ON CONFLICT DO NOTHING"
+    "WITH p AS (
+         INSERT INTO customers (",
+    profile_columns!(),
+    ") SELECT * FROM ",
+    profile_rows!(),
+    " ON CONFLICT DO NOTHING
+         RETURNING workspace_id, id
+     ), a AS (
+         INSERT INTO customer_activity (",
+    activity_columns!(),
+    ") SELECT u.* FROM ",
+    activity_rows!(),
+    " JOIN p ON p.workspace_id = u.workspace_id AND p.id = u.id
+         ON CONFLICT DO NOTHING
+     )
+     SELECT count(*) AS inserted FROM p"
 );
 
+/// The update, written as upserts so that the plan is one probe of the primary key per row
+/// whatever the statistics say (an `UPDATE … FROM unnest(…)` on a table without statistics yet
+/// gets a hash join over a scan of the whole table). Each table gets the rows whose half of the
+/// profile changed; a row identical to the stored one is left alone all the same (no new row
+/// version, no index entries, no WAL). A row that does not exist goes in and is reported, so
+/// that [`update_customers`] takes it out again.
 const UPDATE_CUSTOMERS: &str = concat!(
-    "UPDATE customers c
-     SET name = u.name, email = u.email, phone = u.phone, whatsapp = u.whatsapp, birthday = u.birthday,
-         locale = u.locale, time_zone = u.time_zone, city = u.city, state = u.state, country = u.country,
-         tags = u.tags::text[], traits = u.traits, first_seen_at = u.first_seen_at,
-         last_seen_at = u.last_seen_at, orders_count = u.orders_count, total_spent_minor = u.total_spent_minor,
-         first_order_at = u.first_order_at, last_order_at = u.last_order_at, created_at = u.created_at,
-         updated_at = u.updated_at, merged_into = u.merged_into, sort_name = u.sort_name,
-         search = u.search::tsvector, tag_keys = u.tag_keys::text[], city_key = u.city_key
-     FROM ",
-    unnest_customers!(),
-    " WHERE c.workspace_id = u.workspace_id AND c.id = u.id"
+    "WITH p AS (
+         INSERT INTO customers AS c (",
+    profile_columns!(),
+    ") SELECT * FROM ",
+    profile_rows!(),
+    " ON CONFLICT (workspace_id, id) DO UPDATE
+         SET name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone,
+             whatsapp = EXCLUDED.whatsapp, birthday = EXCLUDED.birthday, locale = EXCLUDED.locale,
+             time_zone = EXCLUDED.time_zone, city = EXCLUDED.city, state = EXCLUDED.state,
+             country = EXCLUDED.country, tags = EXCLUDED.tags, traits = EXCLUDED.traits,
+             created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+             merged_into = EXCLUDED.merged_into, sort_name = EXCLUDED.sort_name, search = EXCLUDED.search,
+             tag_keys = EXCLUDED.tag_keys, city_key = EXCLUDED.city_key
+         WHERE (c.name, c.email, c.phone, c.whatsapp, c.birthday, c.locale, c.time_zone, c.city, c.state,
+                 c.country, c.tags, c.traits, c.created_at, c.updated_at, c.merged_into, c.sort_name,
+                 c.search, c.tag_keys, c.city_key)
+             IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.email, EXCLUDED.phone, EXCLUDED.whatsapp,
+                 EXCLUDED.birthday, EXCLUDED.locale, EXCLUDED.time_zone, EXCLUDED.city, EXCLUDED.state,
+                 EXCLUDED.country, EXCLUDED.tags, EXCLUDED.traits, EXCLUDED.created_at, EXCLUDED.updated_at,
+                 EXCLUDED.merged_into, EXCLUDED.sort_name, EXCLUDED.search, EXCLUDED.tag_keys,
+                 EXCLUDED.city_key)
+         RETURNING c.workspace_id, c.id, c.xmax = 0 AS inserted
+     ), a AS (
+         INSERT INTO customer_activity AS c (",
+    activity_columns!(),
+    ") SELECT * FROM ",
+    activity_rows!(),
+    " ON CONFLICT (workspace_id, id) DO UPDATE
+         SET first_seen_at = EXCLUDED.first_seen_at, last_seen_at = EXCLUDED.last_seen_at,
+             orders_count = EXCLUDED.orders_count, total_spent_minor = EXCLUDED.total_spent_minor,
+             first_order_at = EXCLUDED.first_order_at, last_order_at = EXCLUDED.last_order_at
+         WHERE (c.first_seen_at, c.last_seen_at, c.orders_count, c.total_spent_minor, c.first_order_at,
+                 c.last_order_at)
+             IS DISTINCT FROM (EXCLUDED.first_seen_at, EXCLUDED.last_seen_at, EXCLUDED.orders_count,
+                 EXCLUDED.total_spent_minor, EXCLUDED.first_order_at, EXCLUDED.last_order_at)
+         RETURNING c.workspace_id, c.id, c.xmax = 0 AS inserted
+     )
+     SELECT workspace_id, id FROM p WHERE inserted
+     UNION
+     SELECT workspace_id, id FROM a WHERE inserted"
 );
 
 fn lexemes(customer: &Customer) -> Vec<String> {
@@ -273,9 +435,14 @@ pub(crate) fn insert_customers(tx: &mut PgTx<'_>, customers: &[Customer]) -> Sto
         return Ok(());
     }
     let rows = distinct_sorted(customers);
-    let columns = CustomerColumns::new(&rows);
-    let inserted = tx.execute(INSERT_CUSTOMERS, &columns.params())?;
-    if inserted == customers.len() as u64 {
+    let profiles = ProfileColumns::new(&rows);
+    let activity = ActivityColumns::new(&rows);
+    let inserted: i64 = get(
+        &tx.query_one(INSERT_CUSTOMERS, &params(&profiles, &activity))?,
+        "inserted",
+    )?;
+    if inserted == customers.len() as i64 {
+        tx.remember_customers(rows);
         Ok(())
     } else {
         Err(StoreError::Conflict("customers_pkey".into()))
@@ -286,19 +453,65 @@ pub(crate) fn update_customer(tx: &mut PgTx<'_>, c: &Customer) -> StoreResult<()
     update_customers(tx, std::slice::from_ref(c))
 }
 
-/// One statement for all the profiles; `NotFound` when one of them does not exist.
+/// One statement for all the profiles (see [`UPDATE_CUSTOMERS`]); `NotFound` when one of them
+/// does not exist, after the others were written, as an `UPDATE` would.
+///
+/// What this transaction read or wrote of a profile decides what is sent: nothing when it comes
+/// back unchanged (ingestion writes back every profile an event touched, and most events change
+/// nothing once a profile has been seen for a while), the activity row alone when only that
+/// changed (an event), the `customers` row alone when only that did. A profile not read in this
+/// transaction is sent whole. (Under READ COMMITTED a concurrent transaction may have changed a
+/// row since it was read; leaving alone what this one did not change keeps that change, where
+/// writing back the stale copy would undo it.)
 pub(crate) fn update_customers(tx: &mut PgTx<'_>, customers: &[Customer]) -> StoreResult<()> {
-    if customers.is_empty() {
+    let rows = distinct_sorted(customers);
+    let mut profile_rows = Vec::with_capacity(rows.len());
+    let mut activity_rows = Vec::with_capacity(rows.len());
+    for c in &rows {
+        let stored = tx.stored_customer(&c.id);
+        if !stored.is_some_and(|s| same_profile(s, c)) {
+            profile_rows.push(*c);
+        }
+        if !stored.is_some_and(|s| same_activity(s, c)) {
+            activity_rows.push(*c);
+        }
+    }
+    tx.note("update_customers: given", rows.len());
+    tx.note("update_customers: profile rows", profile_rows.len());
+    tx.note("update_customers: activity rows", activity_rows.len());
+    if profile_rows.is_empty() && activity_rows.is_empty() {
         return Ok(());
     }
-    let rows = distinct_sorted(customers);
-    let columns = CustomerColumns::new(&rows);
-    let changed = tx.execute(UPDATE_CUSTOMERS, &columns.params())?;
-    if changed == rows.len() as u64 {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound)
+    let profiles = ProfileColumns::new(&profile_rows);
+    let activity = ActivityColumns::new(&activity_rows);
+    let missing = tx.query(UPDATE_CUSTOMERS, &params(&profiles, &activity))?;
+    if missing.is_empty() {
+        tx.remember_customers(rows);
+        return Ok(());
     }
+    let workspaces: Vec<&str> = missing
+        .iter()
+        .map(|row| get(row, "workspace_id"))
+        .collect::<StoreResult<_>>()?;
+    let ids: Vec<&str> = missing
+        .iter()
+        .map(|row| get(row, "id"))
+        .collect::<StoreResult<_>>()?;
+    tx.execute(
+        "WITH m AS (
+             SELECT * FROM unnest($1::text[], $2::text[]) AS m(workspace_id, id)
+         ), gone AS (
+             DELETE FROM customer_activity a USING m
+             WHERE a.workspace_id = m.workspace_id AND a.id = m.id
+         )
+         DELETE FROM customers c USING m WHERE c.workspace_id = m.workspace_id AND c.id = m.id",
+        &[&workspaces, &ids],
+    )?;
+    // Which of the others were written is not worth sorting out on this error path.
+    for c in rows {
+        tx.forget_customer(&c.id);
+    }
+    Err(StoreError::NotFound)
 }
 
 pub(crate) fn get_customer(
@@ -306,20 +519,26 @@ pub(crate) fn get_customer(
     workspace: &WorkspaceId,
     id: &CustomerId,
 ) -> StoreResult<Option<Customer>> {
-    tx.query_opt(
-        concat!(
-            "SELECT ",
-            customer_columns!(),
-            " FROM customers c WHERE c.workspace_id = $1 AND c.id = $2"
-        ),
-        &[&workspace.as_str(), &id.as_str()],
-    )?
-    .as_ref()
-    .map(customer_from)
-    .transpose()
+    let customer = tx
+        .query_opt(
+            concat!(
+                "SELECT ",
+                customer_columns!(),
+                " FROM ",
+                customer_tables!(),
+                " WHERE c.workspace_id = $1 AND c.id = $2"
+            ),
+            &[&workspace.as_str(), &id.as_str()],
+        )?
+        .as_ref()
+        .map(customer_from)
+        .transpose()?;
+    tx.remember_customers(&customer);
+    Ok(customer)
 }
 
-/// In the order of `ids` (each once); ids not found are left out.
+/// In the order of `ids` (each once); ids not found are left out. Two primary-key probes per
+/// id, pinned by `LATERAL … OFFSET 0` (see [`crate::events::existing_message_ids`]).
 pub(crate) fn get_customers(
     tx: &mut PgTx<'_>,
     workspace: &WorkspaceId,
@@ -329,19 +548,26 @@ pub(crate) fn get_customers(
         return Ok(Vec::new());
     }
     let ids = distinct_ids(ids);
-    tx.query(
-        concat!(
-            "SELECT ",
-            customer_columns!(),
-            " FROM unnest($2::text[]) WITH ORDINALITY AS k(id, n)
-              JOIN customers c ON c.workspace_id = $1 AND c.id = k.id
-              ORDER BY k.n"
-        ),
-        &[&workspace.as_str(), &ids],
-    )?
-    .iter()
-    .map(customer_from)
-    .collect()
+    let customers = tx
+        .query(
+            concat!(
+                "SELECT x.* FROM unnest($2::text[]) WITH ORDINALITY AS k(id, n)
+                 CROSS JOIN LATERAL (
+                     SELECT ",
+                customer_columns!(),
+                " FROM ",
+                customer_tables!(),
+                " WHERE c.workspace_id = $1 AND c.id = k.id OFFSET 0
+                 ) x
+                 ORDER BY k.n"
+            ),
+            &[&workspace.as_str(), &ids],
+        )?
+        .iter()
+        .map(customer_from)
+        .collect::<StoreResult<Vec<_>>>()?;
+    tx.remember_customers(&customers);
+    Ok(customers)
 }
 
 /// One statement, so one round trip: each data-modifying CTE runs whether or not the final
@@ -364,10 +590,13 @@ pub(crate) fn delete_customer(
              DELETE FROM merges WHERE workspace_id = $1 AND (winner_id = $2 OR loser_id = $2)
          ), deleted_conflicts AS (
              DELETE FROM identity_conflicts WHERE workspace_id = $1 AND (customer_a = $2 OR customer_b = $2)
+         ), deleted_activity AS (
+             DELETE FROM customer_activity WHERE workspace_id = $1 AND id = $2
          )
          DELETE FROM customers WHERE workspace_id = $1 AND id = $2",
         &[&workspace.as_str(), &id.as_str()],
     )?;
+    tx.forget_customer(id);
     Ok(())
 }
 
@@ -407,7 +636,9 @@ pub(crate) fn list_customers(
     let mut sql = String::from(concat!(
         "SELECT ",
         customer_columns!(),
-        " FROM customers c WHERE c.workspace_id = $1 AND c.merged_into IS NULL"
+        " FROM ",
+        customer_tables!(),
+        " WHERE c.workspace_id = $1 AND c.merged_into IS NULL"
     ));
     let mut params: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(workspace.as_str().to_string())];
     // Adds a parameter and returns its placeholder.
@@ -448,13 +679,13 @@ pub(crate) fn list_customers(
         );
     }
     match q.has_ordered {
-        Some(true) => sql += " AND c.orders_count > 0",
-        Some(false) => sql += " AND c.orders_count = 0",
+        Some(true) => sql += " AND a.orders_count > 0",
+        Some(false) => sql += " AND a.orders_count = 0",
         None => {}
     }
     if let Some(after) = q.seen_after {
         sql += &format!(
-            " AND c.last_seen_at > {}::timestamptz",
+            " AND a.last_seen_at > {}::timestamptz",
             bind(Box::new(after))
         );
     }
@@ -471,7 +702,7 @@ pub(crate) fn list_customers(
                     .with_timezone(&chrono::Utc);
                 let key = bind(Box::new(key));
                 sql += &format!(
-                    " AND (c.last_seen_at, c.id) < ({key}::timestamptz, {}::text)",
+                    " AND (a.last_seen_at, a.id) < ({key}::timestamptz, {}::text)",
                     bind(Box::new(id))
                 );
             }
@@ -482,7 +713,7 @@ pub(crate) fn list_customers(
                     .map_err(|e| invalid_cursor(&cursor.key, e))?;
                 let key = bind(Box::new(key));
                 sql += &format!(
-                    " AND (c.total_spent_minor, c.id) < ({key}::bigint, {}::text)",
+                    " AND (a.total_spent_minor, a.id) < ({key}::bigint, {}::text)",
                     bind(Box::new(id))
                 );
             }
@@ -497,8 +728,8 @@ pub(crate) fn list_customers(
     }
     sql += match q.sort {
         CustomerSort::Newest => " ORDER BY c.id DESC",
-        CustomerSort::LastSeen => " ORDER BY c.last_seen_at DESC, c.id DESC",
-        CustomerSort::TotalSpent => " ORDER BY c.total_spent_minor DESC, c.id DESC",
+        CustomerSort::LastSeen => " ORDER BY a.last_seen_at DESC, a.id DESC",
+        CustomerSort::TotalSpent => " ORDER BY a.total_spent_minor DESC, a.id DESC",
         CustomerSort::Name => " ORDER BY c.sort_name, c.id",
     };
     sql += &format!(" LIMIT {}::bigint", bind(Box::new(sql_limit(q.limit))));

@@ -10,7 +10,14 @@ use postgres::types::Json;
 use postgres::Row;
 use std::collections::HashMap;
 
-/// The message ids of `message_ids` stored in this workspace, in one statement.
+/// The message ids of `message_ids` stored in this workspace, in one statement: one probe of
+/// the primary key per id, whatever the statistics say. Written as `= ANY(…)` or as a join, the
+/// statement gets planned, on a table without statistics yet (a new database, autovacuum behind
+/// or off), as a walk through all the workspace's events compared against every id: seconds
+/// per call after 50,000 events. A `LATERAL` subquery kept apart by `OFFSET 0` can only run
+/// once per id, and for one id the primary key is the cheapest way. (Not `LIMIT 1`: with a
+/// limit, a sequential scan that expects to meet its row early looks cheap, and a missing id,
+/// the usual case here, reads the whole table.)
 pub(crate) fn existing_message_ids(
     tx: &mut PgTx<'_>,
     workspace: &WorkspaceId,
@@ -19,8 +26,20 @@ pub(crate) fn existing_message_ids(
     if message_ids.is_empty() {
         return Ok(Vec::new());
     }
+    let mut seen = std::collections::HashSet::with_capacity(message_ids.len());
+    let message_ids: Vec<&str> = message_ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| seen.insert(*id))
+        .collect();
     tx.query(
-        "SELECT message_id FROM events WHERE workspace_id = $1 AND message_id = ANY($2::text[])",
+        "SELECT e.message_id
+         FROM unnest($2::text[]) AS k(message_id)
+         CROSS JOIN LATERAL (
+             SELECT e.message_id FROM events e
+             WHERE e.workspace_id = $1 AND e.message_id = k.message_id
+             OFFSET 0
+         ) e",
         &[&workspace.as_str(), &message_ids],
     )?
     .iter()
@@ -28,9 +47,11 @@ pub(crate) fn existing_message_ids(
     .collect()
 }
 
-/// All the events in one statement, one array per column. `ON CONFLICT DO NOTHING` skips the
-/// message ids already stored (also those a concurrent transaction is inserting: it waits for
-/// that one and then skips), and `RETURNING` says which rows went in.
+/// All the events in one statement, one array per column, unnested in the select list (which
+/// streams them; `unnest(…)` in `FROM` would first copy every row into a tuple store).
+/// `ON CONFLICT DO NOTHING` skips the message ids already stored (also those a concurrent
+/// transaction is inserting: it waits for that one and then skips), and `RETURNING` says which
+/// rows went in.
 ///
 /// Repeats of a message id within the call are dropped here, before the statement, so that the
 /// first occurrence is the one stored and reported. The rows are sent sorted by key so that two
@@ -89,9 +110,10 @@ pub(crate) fn insert_events(tx: &mut PgTx<'_>, events: &[Event]) -> StoreResult<
     let inserted_rows = tx.query(
         "INSERT INTO events (workspace_id, message_id, id, customer_id, event_type, name, channel, source,
              user_id, anonymous_id, properties, context, occurred_at, received_at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-             $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[],
-             $13::timestamptz[], $14::timestamptz[])
+         SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]),
+             unnest($5::text[]), unnest($6::text[]), unnest($7::text[]), unnest($8::text[]),
+             unnest($9::text[]), unnest($10::text[]), unnest($11::jsonb[]), unnest($12::jsonb[]),
+             unnest($13::timestamptz[]), unnest($14::timestamptz[])
          ON CONFLICT (workspace_id, message_id) DO NOTHING
          RETURNING workspace_id, message_id",
         &[

@@ -18,8 +18,8 @@ fn identity_from(row: &Row) -> StoreResult<Identity> {
     })
 }
 
-/// All the keys in one statement: the arrays are joined to the primary key, one index probe
-/// per key.
+/// All the keys in one statement: one probe of the primary key per key, a plan that
+/// `LATERAL … OFFSET 0` pins (see [`crate::events::existing_message_ids`]).
 pub(crate) fn find_identities(
     tx: &mut PgTx<'_>,
     workspace: &WorkspaceId,
@@ -41,7 +41,11 @@ pub(crate) fn find_identities(
     tx.query(
         "SELECT i.kind, i.value, i.customer_id, i.source, i.created_at
          FROM unnest($2::text[], $3::text[]) AS k(kind, value)
-         JOIN identities i ON i.workspace_id = $1 AND i.kind = k.kind AND i.value = k.value
+         CROSS JOIN LATERAL (
+             SELECT * FROM identities i
+             WHERE i.workspace_id = $1 AND i.kind = k.kind AND i.value = k.value
+             OFFSET 0
+         ) i
          ORDER BY i.kind, i.value",
         &[&workspace.as_str(), &kinds, &values],
     )?
@@ -107,9 +111,8 @@ pub(crate) fn insert_identities(
     let created_at: Vec<Timestamp> = unique.iter().map(|&i| identities[i].created_at).collect();
     let rows = tx.query(
         "INSERT INTO identities (workspace_id, kind, value, customer_id, source, created_at)
-         SELECT $1, u.kind, u.value, u.customer_id, u.source, u.created_at
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-             AS u(kind, value, customer_id, source, created_at)
+         SELECT $1, unnest($2::text[]), unnest($3::text[]), unnest($4::text[]), unnest($5::text[]),
+             unnest($6::timestamptz[])
          ON CONFLICT (workspace_id, kind, value) DO NOTHING
          RETURNING kind, value",
         &[
@@ -131,6 +134,8 @@ pub(crate) fn insert_identities(
     Ok(inserted)
 }
 
+/// One walk of `identities_customer` per profile (`OFFSET 0` keeps the subquery, and so that
+/// plan, whatever the statistics say).
 pub(crate) fn identities_of(
     tx: &mut PgTx<'_>,
     workspace: &WorkspaceId,
@@ -140,10 +145,14 @@ pub(crate) fn identities_of(
         return Ok(Vec::new());
     }
     tx.query(
-        "SELECT kind, value, customer_id, source, created_at
-         FROM identities
-         WHERE workspace_id = $1 AND customer_id = ANY($2::text[])
-         ORDER BY kind, value",
+        "SELECT i.kind, i.value, i.customer_id, i.source, i.created_at
+         FROM unnest($2::text[]) AS k(customer_id)
+         CROSS JOIN LATERAL (
+             SELECT * FROM identities i
+             WHERE i.workspace_id = $1 AND i.customer_id = k.customer_id
+             OFFSET 0
+         ) i
+         ORDER BY i.kind, i.value",
         &[&workspace.as_str(), &distinct_ids(customers)],
     )?
     .iter()

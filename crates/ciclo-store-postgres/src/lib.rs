@@ -15,9 +15,11 @@ mod error;
 mod events;
 mod identity;
 mod imports;
+mod mfa;
 mod migrate;
 mod orders;
 mod pool;
+mod profile;
 mod rows;
 mod search;
 mod tx;
@@ -37,6 +39,21 @@ const MAX_ATTEMPTS: u32 = 5;
 
 /// How long to wait for a free connection (or for a new one to be established).
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Run at the start of each write transaction: its statements are planned for the parameters
+/// of each execution, never with a generic plan cached on the connection.
+///
+/// PostgreSQL switches a prepared statement to a generic plan after five executions, chosen
+/// from the statistics of that moment, and keeps it until an ANALYZE invalidates it. While the
+/// tables have none (a new database, autovacuum behind or off), the planner takes them for
+/// nearly empty, and on an empty table every index costs the same: a cached plan that found
+/// message ids through `events_timeline` (every event of the workspace, per id) instead of the
+/// primary key went on being used as ingestion filled the table, until one ingestion
+/// transaction took minutes. Write transactions are where tables grow, and ingestion's
+/// statements carry hundreds of keys each, so planning them costs little (tens of microseconds)
+/// and lets the plan see how many keys there are. Reads keep PostgreSQL's plan cache: a profile
+/// page runs many small statements, where planning each time would add up.
+const WRITE_SETUP: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
 
 /// A pool of connections to one PostgreSQL database.
 pub struct PostgresStore {
@@ -147,13 +164,31 @@ impl PostgresStore {
                 .isolation_level(IsolationLevel::RepeatableRead)
                 .read_only(true),
         };
-        let transaction = builder.start().map_err(error::from_pg)?;
+        let mut transaction = builder.start().map_err(error::from_pg)?;
+        if let Mode::Write = mode {
+            transaction
+                .batch_execute(WRITE_SETUP)
+                .map_err(error::from_pg)?;
+        }
         let mut tx = tx::PgTx::new(transaction, statements);
+        if let Mode::Write = mode {
+            tx.track_customer_rows();
+        }
         let outcome = work(&mut tx);
-        let transaction = tx.into_inner();
+        let (transaction, profile) = tx.into_inner();
         match outcome {
-            Ok(()) => transaction.commit().map_err(error::from_pg),
+            Ok(()) => {
+                let started = std::time::Instant::now();
+                let committed = transaction.commit().map_err(error::from_pg);
+                if let Some(profile) = profile {
+                    profile.report(Some(started.elapsed()));
+                }
+                committed
+            }
             Err(e) => {
+                if let Some(profile) = profile {
+                    profile.report(None);
+                }
                 if let Err(rollback) = transaction.rollback() {
                     // The connection is probably gone; r2d2 drops it when it is returned.
                     tracing::warn!(error = %error::describe(&rollback), "rollback failed");

@@ -8,10 +8,13 @@ use ciclo_store::StoreResult;
 use postgres::Client;
 
 /// `(version, SQL)`, oldest first. A migration is never edited once released: add a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_operator_mfa.sql")),
+];
 
 /// The schema version this build brings a database to.
-pub const LATEST_VERSION: i64 = 1;
+pub const LATEST_VERSION: i64 = 2;
 
 /// Key of the advisory lock that serialises migrations across processes ("ciclomig" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x6369_636c_6f6d_6967;

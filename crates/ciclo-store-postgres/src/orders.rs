@@ -9,44 +9,114 @@ use ciclo_store::StoreResult;
 use postgres::Row;
 use std::collections::HashMap;
 
-/// The order and its items in one statement: the items are inserted only when the order row
-/// was (the CTE `o` is empty when the external id exists), so a repeated `Order Completed`
-/// changes nothing.
 pub(crate) fn insert_order(tx: &mut PgTx<'_>, order: &Order) -> StoreResult<bool> {
-    let items = &order.items;
-    let product_ids: Vec<Option<&str>> = items.iter().map(|i| i.product_id.as_deref()).collect();
-    let skus: Vec<Option<&str>> = items.iter().map(|i| i.sku.as_deref()).collect();
-    let names: Vec<Option<&str>> = items.iter().map(|i| i.name.as_deref()).collect();
-    let categories: Vec<Option<&str>> = items.iter().map(|i| i.category.as_deref()).collect();
-    let prices: Vec<i64> = items.iter().map(|i| i.price_minor).collect();
-    let quantities: Vec<i64> = items.iter().map(|i| i.quantity).collect();
-    let event_id = order.event_id.as_ref().map(|e| e.as_str());
-    let row = tx.query_one(
-        "WITH o AS (
+    Ok(insert_orders(tx, std::slice::from_ref(order))?[0])
+}
+
+/// All the orders and their items in one statement: the items of an order go in only when the
+/// order row did (`o` holds the orders inserted; one whose external id exists is skipped), so a
+/// repeated `Order Completed` changes nothing, and `o` says which went in.
+///
+/// As if [`insert_order`] ran for each in turn: of two orders with the same external id only
+/// the first is sent (the second would find it). The rows go in key order so that concurrent
+/// batches wait for each other instead of deadlocking.
+pub(crate) fn insert_orders(tx: &mut PgTx<'_>, orders: &[Order]) -> StoreResult<Vec<bool>> {
+    if orders.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut first_of_key: HashMap<(&str, &str), usize> = HashMap::with_capacity(orders.len());
+    for (index, order) in orders.iter().enumerate() {
+        first_of_key
+            .entry((order.workspace_id.as_str(), order.external_id.as_str()))
+            .or_insert(index);
+    }
+    let mut unique: Vec<usize> = first_of_key.values().copied().collect();
+    unique.sort_by_key(|&i| {
+        (
+            orders[i].workspace_id.as_str(),
+            orders[i].external_id.as_str(),
+        )
+    });
+
+    let n = unique.len();
+    let mut workspace_ids = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    let mut customer_ids = Vec::with_capacity(n);
+    let mut external_ids = Vec::with_capacity(n);
+    let mut totals = Vec::with_capacity(n);
+    let mut currencies = Vec::with_capacity(n);
+    let mut placed_at = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    let mut event_ids = Vec::with_capacity(n);
+    // Items, flattened: each names its order by position among the orders sent.
+    let mut item_orders: Vec<i32> = Vec::new();
+    let mut item_indexes: Vec<i32> = Vec::new();
+    let mut product_ids: Vec<Option<&str>> = Vec::new();
+    let mut skus: Vec<Option<&str>> = Vec::new();
+    let mut names: Vec<Option<&str>> = Vec::new();
+    let mut categories: Vec<Option<&str>> = Vec::new();
+    let mut prices: Vec<i64> = Vec::new();
+    let mut quantities: Vec<i64> = Vec::new();
+    for (position, &i) in unique.iter().enumerate() {
+        let o = &orders[i];
+        workspace_ids.push(o.workspace_id.as_str());
+        ids.push(o.id.as_str());
+        customer_ids.push(o.customer_id.as_str());
+        external_ids.push(o.external_id.as_str());
+        totals.push(o.total_minor);
+        currencies.push(o.currency.as_str());
+        placed_at.push(o.placed_at);
+        sources.push(o.source.as_str());
+        event_ids.push(o.event_id.as_ref().map(|e| e.as_str()));
+        for (index, item) in o.items.iter().enumerate() {
+            item_orders.push(position as i32 + 1);
+            item_indexes.push(index as i32);
+            product_ids.push(item.product_id.as_deref());
+            skus.push(item.sku.as_deref());
+            names.push(item.name.as_deref());
+            categories.push(item.category.as_deref());
+            prices.push(item.price_minor);
+            quantities.push(item.quantity);
+        }
+    }
+    let rows = tx.query(
+        "WITH u AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+                 $7::timestamptz[], $8::text[], $9::text[]) WITH ORDINALITY
+                 AS u(workspace_id, id, customer_id, external_id, total_minor, currency, placed_at, source,
+                     event_id, n)
+         ), o AS (
              INSERT INTO orders (workspace_id, id, customer_id, external_id, total_minor, currency, placed_at,
                  source, event_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             SELECT workspace_id, id, customer_id, external_id, total_minor, currency, placed_at, source,
+                 event_id
+             FROM u ORDER BY n
              ON CONFLICT (workspace_id, external_id) DO NOTHING
-             RETURNING id
+             RETURNING workspace_id, id, external_id
          ), items AS (
              INSERT INTO order_items (workspace_id, order_id, item_index, product_id, sku, name, category,
                  price_minor, quantity)
-             SELECT $1, o.id, (i.n - 1)::integer, i.product_id, i.sku, i.name, i.category, i.price_minor,
-                 i.quantity
-             FROM o CROSS JOIN unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[],
-                 $15::bigint[]) WITH ORDINALITY AS i(product_id, sku, name, category, price_minor, quantity, n)
+             SELECT o.workspace_id, o.id, i.item_index, i.product_id, i.sku, i.name, i.category,
+                 i.price_minor, i.quantity
+             FROM unnest($10::integer[], $11::integer[], $12::text[], $13::text[], $14::text[], $15::text[],
+                     $16::bigint[], $17::bigint[])
+                     AS i(n, item_index, product_id, sku, name, category, price_minor, quantity)
+                 JOIN u ON u.n = i.n
+                 JOIN o ON o.workspace_id = u.workspace_id AND o.external_id = u.external_id
          )
-         SELECT count(*) AS inserted FROM o",
+         SELECT workspace_id, external_id FROM o",
         &[
-            &order.workspace_id.as_str(),
-            &order.id.as_str(),
-            &order.customer_id.as_str(),
-            &order.external_id,
-            &order.total_minor,
-            &order.currency,
-            &order.placed_at,
-            &order.source,
-            &event_id,
+            &workspace_ids,
+            &ids,
+            &customer_ids,
+            &external_ids,
+            &totals,
+            &currencies,
+            &placed_at,
+            &sources,
+            &event_ids,
+            &item_orders,
+            &item_indexes,
             &product_ids,
             &skus,
             &names,
@@ -55,7 +125,14 @@ pub(crate) fn insert_order(tx: &mut PgTx<'_>, order: &Order) -> StoreResult<bool
             &quantities,
         ],
     )?;
-    Ok(get::<i64>(&row, "inserted")? == 1)
+    let mut inserted = vec![false; orders.len()];
+    for row in &rows {
+        let key: (&str, &str) = (get(row, "workspace_id")?, get(row, "external_id")?);
+        if let Some(&index) = first_of_key.get(&key) {
+            inserted[index] = true;
+        }
+    }
+    Ok(inserted)
 }
 
 fn order_from(row: &Row) -> StoreResult<Order> {

@@ -21,6 +21,14 @@ pub(crate) type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 pub(crate) struct PgTx<'a> {
     tx: Transaction<'a>,
     statements: &'a mut HashMap<&'static str, Statement>,
+    /// Statement timings, when `CICLO_PG_PROFILE` is set (see [`crate::profile`]).
+    profile: Option<crate::profile::Profile>,
+    /// In write transactions, each customer as this transaction last read or wrote it, so that
+    /// writing back a profile sends only what changed (see
+    /// [`crate::customers::update_customers`]). Keyed by id alone: ids are unique across
+    /// workspaces, and the comparison includes the workspace, so a clash could only cost a
+    /// shortcut.
+    customer_rows: Option<HashMap<CustomerId, Customer>>,
 }
 
 impl<'a> PgTx<'a> {
@@ -28,11 +36,42 @@ impl<'a> PgTx<'a> {
         tx: Transaction<'a>,
         statements: &'a mut HashMap<&'static str, Statement>,
     ) -> PgTx<'a> {
-        PgTx { tx, statements }
+        PgTx {
+            tx,
+            statements,
+            profile: crate::profile::Profile::start(),
+            customer_rows: None,
+        }
     }
 
-    pub(crate) fn into_inner(self) -> Transaction<'a> {
-        self.tx
+    /// Remember customer rows read and written from now on (write transactions).
+    pub(crate) fn track_customer_rows(&mut self) {
+        self.customer_rows = Some(HashMap::new());
+    }
+
+    /// Records that the stored rows of these customers are now exactly these values.
+    pub(crate) fn remember_customers<'c>(&mut self, rows: impl IntoIterator<Item = &'c Customer>) {
+        if let Some(known) = &mut self.customer_rows {
+            for c in rows {
+                known.insert(c.id.clone(), c.clone());
+            }
+        }
+    }
+
+    /// The customer as this transaction last read or wrote it, when it did.
+    pub(crate) fn stored_customer(&self, id: &CustomerId) -> Option<&Customer> {
+        self.customer_rows.as_ref().and_then(|known| known.get(id))
+    }
+
+    /// Forgets what is known of a customer's row (it was deleted or changed by other means).
+    pub(crate) fn forget_customer(&mut self, id: &CustomerId) {
+        if let Some(known) = &mut self.customer_rows {
+            known.remove(id);
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> (Transaction<'a>, Option<crate::profile::Profile>) {
+        (self.tx, self.profile)
     }
 
     /// The prepared statement for `sql`, prepared on first use on this connection.
@@ -47,7 +86,23 @@ impl<'a> PgTx<'a> {
 
     pub(crate) fn query(&mut self, sql: &'static str, params: Params<'_>) -> StoreResult<Vec<Row>> {
         let statement = self.statement(sql)?;
-        self.tx.query(&statement, params).map_err(from_pg)
+        let started = std::time::Instant::now();
+        let rows = self.tx.query(&statement, params).map_err(from_pg);
+        self.record(sql, started, rows.as_ref().map_or(0, |r| r.len() as u64));
+        rows
+    }
+
+    /// Adds a count to the profile (when profiling), such as how many rows a statement sent.
+    pub(crate) fn note(&mut self, what: &str, rows: usize) {
+        if let Some(profile) = &mut self.profile {
+            profile.record(what, std::time::Duration::ZERO, rows as u64);
+        }
+    }
+
+    fn record(&mut self, sql: &str, started: std::time::Instant, rows: u64) {
+        if let Some(profile) = &mut self.profile {
+            profile.record(sql, started.elapsed(), rows);
+        }
     }
 
     pub(crate) fn query_opt(
@@ -56,17 +111,26 @@ impl<'a> PgTx<'a> {
         params: Params<'_>,
     ) -> StoreResult<Option<Row>> {
         let statement = self.statement(sql)?;
-        self.tx.query_opt(&statement, params).map_err(from_pg)
+        let started = std::time::Instant::now();
+        let row = self.tx.query_opt(&statement, params).map_err(from_pg);
+        self.record(sql, started, 1);
+        row
     }
 
     pub(crate) fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> StoreResult<Row> {
         let statement = self.statement(sql)?;
-        self.tx.query_one(&statement, params).map_err(from_pg)
+        let started = std::time::Instant::now();
+        let row = self.tx.query_one(&statement, params).map_err(from_pg);
+        self.record(sql, started, 1);
+        row
     }
 
     pub(crate) fn execute(&mut self, sql: &'static str, params: Params<'_>) -> StoreResult<u64> {
         let statement = self.statement(sql)?;
-        self.tx.execute(&statement, params).map_err(from_pg)
+        let started = std::time::Instant::now();
+        let changed = self.tx.execute(&statement, params).map_err(from_pg);
+        self.record(sql, started, *changed.as_ref().unwrap_or(&0));
+        changed
     }
 
     /// Runs SQL built at run time without caching it: PostgreSQL then plans it for these very
@@ -76,7 +140,10 @@ impl<'a> PgTx<'a> {
         sql: &str,
         params: Params<'_>,
     ) -> StoreResult<Vec<Row>> {
-        self.tx.query(sql, params).map_err(from_pg)
+        let started = std::time::Instant::now();
+        let rows = self.tx.query(sql, params).map_err(from_pg);
+        self.record(sql, started, rows.as_ref().map_or(0, |r| r.len() as u64));
+        rows
     }
 }
 
@@ -170,6 +237,18 @@ impl Tx for PgTx<'_> {
         accounts::delete_session(self, token_hash)
     }
 
+    fn get_operator_mfa(
+        &mut self,
+        operator: &OperatorId,
+    ) -> StoreResult<Option<ciclo_store::OperatorMfa>> {
+        crate::mfa::get_operator_mfa(self, operator)
+    }
+    fn put_operator_mfa(&mut self, value: &ciclo_store::OperatorMfa) -> StoreResult<()> {
+        crate::mfa::put_operator_mfa(self, value)
+    }
+    fn delete_operator_mfa(&mut self, operator: &OperatorId) -> StoreResult<()> {
+        crate::mfa::delete_operator_mfa(self, operator)
+    }
     fn insert_api_key(&mut self, key: &ApiKey) -> StoreResult<()> {
         accounts::insert_api_key(self, key)
     }
@@ -342,6 +421,9 @@ impl Tx for PgTx<'_> {
 
     fn insert_order(&mut self, order: &Order) -> StoreResult<bool> {
         orders::insert_order(self, order)
+    }
+    fn insert_orders(&mut self, batch: &[Order]) -> StoreResult<Vec<bool>> {
+        orders::insert_orders(self, batch)
     }
     fn orders_of(
         &mut self,

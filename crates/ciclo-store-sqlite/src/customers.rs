@@ -14,18 +14,20 @@
 //! Both plans check every filter on the row, so they return the same rows.
 
 use crate::codec::{
-    get_json, get_opt_date, get_opt_trusted, get_opt_ts, get_ts, ids_json, micros, opt_micros,
+    get_json, get_opt_date, get_opt_trusted, get_opt_ts, get_ts, json_strings, micros, opt_micros,
     to_json,
 };
 use crate::error::{expect_one, Db};
+use crate::known::{as_stored_time, Known, KnownCustomer};
 use crate::search::{self, Derived, SEPARATOR};
 use ciclo_domain::customer::{Customer, OrderStats};
 use ciclo_domain::ids::{CustomerId, WorkspaceId};
-use ciclo_domain::DateTime;
+use ciclo_domain::{DateTime, Timestamp};
 use ciclo_store::{CustomerCursor, CustomerQuery, CustomerSort, StoreError, StoreResult};
 use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::LazyLock;
 
 /// Below this many matches of a selective filter, start from the matches; from this many on,
 /// walk the sort index. Measured at a million profiles: starting from the matches costs about
@@ -144,7 +146,7 @@ fn row_values(c: &Customer, d: &Derived) -> StoreResult<Vec<Box<dyn ToSql>>> {
     ])
 }
 
-/// The integer key of a workspace, for the derived search tables.
+/// The integer key of a workspace, for the derived search tables and the events.
 pub(crate) fn workspace_seq(conn: &Connection, ws: &WorkspaceId) -> StoreResult<Option<i64>> {
     conn.prepare_cached("SELECT seq FROM workspaces WHERE id = ?1")
         .db()?
@@ -153,10 +155,82 @@ pub(crate) fn workspace_seq(conn: &Connection, ws: &WorkspaceId) -> StoreResult<
         .db()
 }
 
-pub(crate) fn insert_customer(conn: &Connection, c: &Customer) -> StoreResult<()> {
+/// [`workspace_seq`], remembered for the rest of the transaction.
+pub(crate) fn known_workspace_seq(
+    conn: &Connection,
+    known: &mut Known<'_>,
+    ws: &WorkspaceId,
+) -> StoreResult<Option<i64>> {
+    if let Some(seq) = known.workspace_seq(ws) {
+        return Ok(Some(seq));
+    }
+    let seq = workspace_seq(conn, ws)?;
+    if let Some(seq) = seq {
+        known.set_workspace_seq(ws, seq);
+    }
+    Ok(seq)
+}
+
+/// The seq of each profile among `ids` that exists in the workspace (from what the transaction
+/// knows, else one statement for the rest).
+pub(crate) fn customer_seqs(
+    conn: &Connection,
+    known: &mut Known<'_>,
+    ws: &WorkspaceId,
+    ids: &[&CustomerId],
+) -> StoreResult<HashMap<CustomerId, i64>> {
+    let mut seqs = HashMap::with_capacity(ids.len());
+    let mut missing: Vec<&str> = Vec::new();
+    for id in ids {
+        match known.customer(ws, id) {
+            Some(k) => {
+                seqs.insert((*id).clone(), k.seq);
+            }
+            None => missing.push(id.as_str()),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(seqs);
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT c.id, c.seq FROM customers c
+             WHERE c.workspace_id = ?1 AND c.id IN (SELECT value FROM json_each(?2))",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(params![ws.as_str(), json_strings(&missing)], |row| {
+            Ok((CustomerId::from_trusted(row.get(0)?), row.get::<_, i64>(1)?))
+        })
+        .db()?;
+    for row in rows {
+        let (id, seq) = row.db()?;
+        known.set_seq(ws, &id, seq);
+        seqs.insert(id, seq);
+    }
+    Ok(seqs)
+}
+
+/// The INSERT of a profile, with every [`WRITTEN_COLUMNS`] column, assembled once.
+static INSERT_CUSTOMER: LazyLock<String> = LazyLock::new(|| {
+    let placeholders: Vec<String> = (1..=WRITTEN_COLUMNS.len())
+        .map(|i| format!("?{i}"))
+        .collect();
+    format!(
+        "INSERT INTO customers ({}) VALUES ({})",
+        WRITTEN_COLUMNS.join(", "),
+        placeholders.join(", ")
+    )
+});
+
+pub(crate) fn insert_customer(
+    conn: &Connection,
+    known: &mut Known<'_>,
+    c: &Customer,
+) -> StoreResult<()> {
     // The derived rows need the workspace's seq, so a profile cannot be written before its
     // workspace (unlike the rows checked by deferred foreign keys).
-    let ws_seq = workspace_seq(conn, &c.workspace_id)?.ok_or_else(|| {
+    let ws_seq = known_workspace_seq(conn, known, &c.workspace_id)?.ok_or_else(|| {
         StoreError::Backend(format!(
             "cannot insert customer {}: no workspace {}",
             c.id, c.workspace_id
@@ -164,19 +238,14 @@ pub(crate) fn insert_customer(conn: &Connection, c: &Customer) -> StoreResult<()
     })?;
     let derived = search::derive(c);
     let values = row_values(c, &derived)?;
-    let placeholders: Vec<String> = (1..=WRITTEN_COLUMNS.len())
-        .map(|i| format!("?{i}"))
-        .collect();
-    conn.prepare_cached(&format!(
-        "INSERT INTO customers ({}) VALUES ({})",
-        WRITTEN_COLUMNS.join(", "),
-        placeholders.join(", ")
-    ))
-    .db()?
-    .execute(rusqlite::params_from_iter(values.iter()))
-    .db()?;
+    conn.prepare_cached(&INSERT_CUSTOMER)
+        .db()?
+        .execute(rusqlite::params_from_iter(values.iter()))
+        .db()?;
     let seq = conn.last_insert_rowid();
-    sync_derived_rows(conn, ws_seq, seq, &[], &[], &derived.terms, &derived.tags)
+    sync_derived_rows(conn, ws_seq, seq, &[], &[], &derived.terms, &derived.tags)?;
+    known.set_row(seq, c);
+    Ok(())
 }
 
 /// What a stored profile's row holds that an update compares against.
@@ -266,7 +335,227 @@ fn sync_derived_rows(
     Ok(())
 }
 
-pub(crate) fn update_customer(conn: &Connection, c: &Customer) -> StoreResult<()> {
+/// Writes the profile back. When the writer knows the row as stored (read or written in this
+/// transaction or an earlier one, see `known.rs`), only the columns that differ from it are
+/// written, and nothing when none does; otherwise the row is read first (and indexed columns that
+/// keep their value are still left alone, since SQLite rewrites the entries of every index on a
+/// column that is SET, changed or not).
+pub(crate) fn update_customer(
+    conn: &Connection,
+    known: &mut Known<'_>,
+    c: &Customer,
+) -> StoreResult<()> {
+    let (ws, id) = (&c.workspace_id, &c.id);
+    let ws_seq = known_workspace_seq(conn, known, ws)?;
+    let outcome = match (ws_seq, known.row_mut(ws, id)) {
+        // The known row is brought up to date in place.
+        (Some(ws_seq), Some((seq, stored))) => update_changed(conn, ws_seq, seq, stored, c),
+        _ => update_stored(conn, c).map(|seq| known.set_row(seq, c)),
+    };
+    if outcome.is_err() {
+        // What the row holds now is unknown: read it again next time.
+        known.forget(ws, id);
+    }
+    outcome
+}
+
+/// The `?n` placeholders of an UPDATE of some customer columns, by the columns' positions in
+/// [`WRITTEN_COLUMNS`]: a few distinct statements in practice (ingestion mostly moves the
+/// last-seen time), each prepared once.
+fn update_sql(columns: &[usize]) -> String {
+    let mut sql = String::from("UPDATE customers SET ");
+    for (n, column) in columns.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(WRITTEN_COLUMNS[*column]);
+        sql.push_str(" = ?");
+        sql.push_str(&(n + 1).to_string());
+    }
+    sql.push_str(" WHERE seq = ?");
+    sql.push_str(&(columns.len() + 1).to_string());
+    sql
+}
+
+fn text(value: Option<&str>) -> Value {
+    value.map_or(Value::Null, |v| Value::Text(v.to_string()))
+}
+
+fn integer(value: Option<i64>) -> Value {
+    value.map_or(Value::Null, Value::Integer)
+}
+
+/// The columns of an UPDATE under construction, with their values.
+#[derive(Default)]
+struct Changes {
+    columns: Vec<usize>,
+    values: Vec<Value>,
+}
+
+impl Changes {
+    fn set(&mut self, name: &str, value: Value) {
+        let column = WRITTEN_COLUMNS
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_default();
+        self.columns.push(column);
+        self.values.push(value);
+    }
+
+    /// Sets `field` of the stored row to `new`, and its column too when it differs.
+    fn field<T: PartialEq + Clone>(
+        &mut self,
+        name: &str,
+        stored: &mut T,
+        new: &T,
+        value: impl FnOnce(&T) -> StoreResult<Value>,
+    ) -> StoreResult<()> {
+        if stored != new {
+            self.set(name, value(new)?);
+            stored.clone_from(new);
+        }
+        Ok(())
+    }
+
+    /// The same for a time, compared as stored (microseconds).
+    fn time(&mut self, name: &str, stored: &mut Timestamp, new: &Timestamp) {
+        if micros(stored) != micros(new) {
+            self.set(name, Value::Integer(micros(new)));
+        }
+        *stored = as_stored_time(*new);
+    }
+
+    fn opt_time(&mut self, name: &str, stored: &mut Option<Timestamp>, new: &Option<Timestamp>) {
+        if opt_micros(stored) != opt_micros(new) {
+            self.set(name, integer(opt_micros(new)));
+        }
+        *stored = new.map(as_stored_time);
+    }
+}
+
+/// Updates the columns of row `seq` that differ between `stored` (the row as stored) and `c`, and
+/// brings `stored` up to date with it.
+fn update_changed(
+    conn: &Connection,
+    ws_seq: i64,
+    seq: i64,
+    stored: &mut Customer,
+    c: &Customer,
+) -> StoreResult<()> {
+    // The derived columns and rows follow from these fields only.
+    let derived_before = (stored.name != c.name
+        || stored.email != c.email
+        || stored.phone != c.phone
+        || stored.whatsapp != c.whatsapp
+        || stored.tags != c.tags
+        || stored.city != c.city
+        || stored.merged_into != c.merged_into)
+        .then(|| search::derive(stored));
+    let mut changes = Changes::default();
+    let opt_text = |v: &Option<String>| Ok(text(v.as_deref()));
+    changes.field("name", &mut stored.name, &c.name, opt_text)?;
+    changes.field("email", &mut stored.email, &c.email, |v| {
+        Ok(text(v.as_ref().map(|e| e.as_str())))
+    })?;
+    changes.field("phone", &mut stored.phone, &c.phone, |v| {
+        Ok(text(v.as_ref().map(|p| p.as_str())))
+    })?;
+    changes.field("whatsapp", &mut stored.whatsapp, &c.whatsapp, |v| {
+        Ok(text(v.as_ref().map(|p| p.as_str())))
+    })?;
+    changes.field("birthday", &mut stored.birthday, &c.birthday, |v| {
+        Ok(text(v.map(|b| b.format("%Y-%m-%d").to_string()).as_deref()))
+    })?;
+    changes.field("locale", &mut stored.locale, &c.locale, opt_text)?;
+    changes.field("time_zone", &mut stored.time_zone, &c.time_zone, opt_text)?;
+    changes.field("city", &mut stored.city, &c.city, opt_text)?;
+    changes.field("state", &mut stored.state, &c.state, opt_text)?;
+    changes.field("country", &mut stored.country, &c.country, opt_text)?;
+    changes.field("tags", &mut stored.tags, &c.tags, |v| {
+        Ok(Value::Text(to_json(v)?))
+    })?;
+    changes.field("traits", &mut stored.traits, &c.traits, |v| {
+        Ok(Value::Text(to_json(v)?))
+    })?;
+    changes.time("first_seen_at", &mut stored.first_seen_at, &c.first_seen_at);
+    changes.time("last_seen_at", &mut stored.last_seen_at, &c.last_seen_at);
+    let integer_value = |v: &i64| Ok(Value::Integer(*v));
+    changes.field(
+        "orders_count",
+        &mut stored.stats.orders_count,
+        &c.stats.orders_count,
+        integer_value,
+    )?;
+    changes.field(
+        "total_spent_minor",
+        &mut stored.stats.total_spent_minor,
+        &c.stats.total_spent_minor,
+        integer_value,
+    )?;
+    changes.opt_time(
+        "first_order_at",
+        &mut stored.stats.first_order_at,
+        &c.stats.first_order_at,
+    );
+    changes.opt_time(
+        "last_order_at",
+        &mut stored.stats.last_order_at,
+        &c.stats.last_order_at,
+    );
+    changes.time("created_at", &mut stored.created_at, &c.created_at);
+    changes.time("updated_at", &mut stored.updated_at, &c.updated_at);
+    changes.field(
+        "merged_into",
+        &mut stored.merged_into,
+        &c.merged_into,
+        |v| Ok(text(v.as_ref().map(|m| m.as_str()))),
+    )?;
+    debug_assert!(
+        stored.workspace_id == c.workspace_id && stored.id == c.id,
+        "an update compares a row with itself"
+    );
+    let derived = match derived_before {
+        Some(before) => {
+            let after = search::derive(c);
+            if before.sort_name != after.sort_name {
+                changes.set("sort_name", Value::Text(after.sort_name.clone()));
+            }
+            if before.city_key != after.city_key {
+                changes.set("city_key", text(after.city_key.as_deref()));
+            }
+            if before.search_text != after.search_text {
+                changes.set("search_text", Value::Text(after.search_text.clone()));
+            }
+            Some((before, after))
+        }
+        None => None,
+    };
+    if changes.columns.is_empty() {
+        return Ok(());
+    }
+    changes.values.push(Value::Integer(seq));
+    let changed = conn
+        .prepare_cached(&update_sql(&changes.columns))
+        .db()?
+        .execute(rusqlite::params_from_iter(changes.values.iter()))
+        .db()?;
+    expect_one(changed)?;
+    if let Some((before, after)) = derived {
+        sync_derived_rows(
+            conn,
+            ws_seq,
+            seq,
+            &before.terms,
+            &before.tags,
+            &after.terms,
+            &after.tags,
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the profile back after reading what it replaces; returns its seq.
+fn update_stored(conn: &Connection, c: &Customer) -> StoreResult<i64> {
     let Some(old) = stored(conn, &c.workspace_id, &c.id)? else {
         return Err(StoreError::NotFound);
     };
@@ -303,7 +592,8 @@ pub(crate) fn update_customer(conn: &Connection, c: &Customer) -> StoreResult<()
         &old.tags,
         &derived.terms,
         &derived.tags,
-    )
+    )?;
+    Ok(old.seq)
 }
 
 /// Whether a parameter equals a stored value (`ToSqlOutput` itself tells borrowed from owned).
@@ -316,49 +606,61 @@ fn same_value(new: &ToSqlOutput<'_>, old: &Value) -> bool {
     new == ValueRef::from(old)
 }
 
+/// Reads a row selected as [`CUSTOMER_COLUMNS`] then `c.seq`, and records it in `known`.
+fn known_customer_from_row(known: &mut Known<'_>, row: &Row<'_>) -> rusqlite::Result<Customer> {
+    let customer = customer_from_row(row)?;
+    Ok(known.read_row(row.get(23)?, customer))
+}
+
 pub(crate) fn get_customer(
     conn: &Connection,
+    known: &mut Known<'_>,
     ws: &WorkspaceId,
     id: &CustomerId,
 ) -> StoreResult<Option<Customer>> {
+    if let Some(KnownCustomer { row: Some(row), .. }) = known.customer(ws, id) {
+        return Ok(Some(row.clone()));
+    }
     conn.prepare_cached(&format!(
-        "SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.workspace_id = ?1 AND c.id = ?2"
+        "SELECT {CUSTOMER_COLUMNS}, c.seq FROM customers c WHERE c.workspace_id = ?1 AND c.id = ?2"
     ))
     .db()?
-    .query_row([ws.as_str(), id.as_str()], customer_from_row)
+    .query_row([ws.as_str(), id.as_str()], |row| {
+        known_customer_from_row(known, row)
+    })
     .optional()
     .db()
 }
 
-/// The profiles among `ids` that exist, in the order of `ids` (duplicates once).
+/// The profiles among `ids` that exist, in the order of `ids` (duplicates once). Each id is one
+/// execution of the cached statement of `get_customer` (cheaper, in process, than unpacking a
+/// JSON list in SQL and sorting by position).
 pub(crate) fn get_customers(
     conn: &Connection,
+    known: &mut Known<'_>,
     ws: &WorkspaceId,
     ids: &[CustomerId],
 ) -> StoreResult<Vec<Customer>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    let mut seen: HashSet<&CustomerId> = HashSet::with_capacity(ids.len());
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        if seen.insert(id) {
+            found.extend(get_customer(conn, known, ws, id)?);
+        }
     }
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM (SELECT value AS id, min(key) AS position FROM json_each(?2)
-                 GROUP BY value) AS wanted
-             CROSS JOIN customers c ON c.workspace_id = ?1 AND c.id = wanted.id
-             ORDER BY wanted.position"
-        ))
-        .db()?;
-    let rows = stmt
-        .query_map(params![ws.as_str(), ids_json(ids)], customer_from_row)
-        .db()?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().db()
+    Ok(found)
 }
 
 /// Deletes the profile's row and everything that names it. Idempotent.
 pub(crate) fn delete_customer(
     conn: &Connection,
+    known: &mut Known<'_>,
     ws: &WorkspaceId,
     id: &CustomerId,
 ) -> StoreResult<()> {
+    // Whatever happens below, the row and its identities are not known any more.
+    known.forget(ws, id);
+    known.forget_identities(ws);
     let Some(old) = stored(conn, ws, id)? else {
         return Ok(());
     };
@@ -371,11 +673,14 @@ pub(crate) fn delete_customer(
         &[],
         &[],
     )?;
+    conn.prepare_cached("DELETE FROM events WHERE workspace_seq = ?1 AND customer_seq = ?2")
+        .db()?
+        .execute([old.workspace_seq, old.seq])
+        .db()?;
     for sql in [
         "DELETE FROM order_items WHERE workspace_id = ?1
              AND order_id IN (SELECT id FROM orders WHERE workspace_id = ?1 AND customer_id = ?2)",
         "DELETE FROM orders WHERE workspace_id = ?1 AND customer_id = ?2",
-        "DELETE FROM events WHERE workspace_id = ?1 AND customer_id = ?2",
         "DELETE FROM identities WHERE workspace_id = ?1 AND customer_id = ?2",
         "DELETE FROM merges WHERE workspace_id = ?1 AND (winner_id = ?2 OR loser_id = ?2)",
         "DELETE FROM identity_conflicts WHERE workspace_id = ?1 AND (customer_a = ?2 OR customer_b = ?2)",

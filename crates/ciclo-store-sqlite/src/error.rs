@@ -38,8 +38,8 @@ pub(crate) fn map_error(error: rusqlite::Error) -> StoreError {
 
 /// Names a uniqueness rule from SQLite's message, `UNIQUE constraint failed: orders.workspace_id,
 /// orders.external_id` giving `orders_external_id`: the table, then the columns other than the
-/// workspace id (which scopes every key and says nothing about what clashed). The migrations name
-/// their UNIQUE constraints the same way, so the name matches the schema.
+/// workspace id or seq (which scopes every key and says nothing about what clashed). The
+/// migrations name their UNIQUE constraints the same way, so the name matches the schema.
 pub(crate) fn constraint_name(message: &str) -> String {
     let Some((_, columns)) = message.split_once(": ") else {
         return "unique".into();
@@ -49,7 +49,7 @@ pub(crate) fn constraint_name(message: &str) -> String {
     for qualified in columns.split(',').map(str::trim) {
         let (t, column) = qualified.split_once('.').unwrap_or(("", qualified));
         table.get_or_insert(t);
-        if column != "workspace_id" {
+        if column != "workspace_id" && column != "workspace_seq" {
             names.push(column);
         }
     }

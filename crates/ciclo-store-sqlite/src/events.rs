@@ -4,110 +4,272 @@
 //! of a cached INSERT inside the caller's transaction, with `ON CONFLICT DO NOTHING` on the
 //! message id: the changed-row count says whether it was new, without a lookup first.
 
-use crate::codec::{get_json, get_parsed, get_ts, ids_json, json_strings, micros, to_json};
+use crate::codec::{get_json, get_parsed, get_ts, json_strings, micros};
+use crate::customers::{customer_seqs, known_workspace_seq};
 use crate::error::Db;
+use crate::known::Known;
 use ciclo_domain::event::{Event, EventType};
 use ciclo_domain::ids::{CustomerId, EventId, WorkspaceId};
-use ciclo_store::{StoreResult, TimelineQuery};
-use rusqlite::types::ToSql;
-use rusqlite::{params, Connection, Row};
+use ciclo_store::{StoreError, StoreResult, TimelineQuery};
+use rusqlite::types::{ToSql, ToSqlOutput, Type, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension, Row, Statement};
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 /// Up to this many profiles, a timeline reads each profile's newest events through the index
 /// and merges them (`limit` rows per profile at most); beyond it, one scan over all of them.
 const PER_PROFILE_BRANCHES: usize = 16;
 
 const EVENT_COLUMNS: &str =
-    "e.id, e.workspace_id, e.customer_id, e.message_id, e.event_type, e.name, e.channel, \
-     e.source, e.user_id, e.anonymous_id, e.properties, e.context, e.timestamp, e.received_at";
+    "e.id, e.customer_seq, e.message_id, e.event_type, e.name, e.channel, e.source, e.user_id, \
+     e.anonymous_id, e.properties, e.context, e.timestamp, e.received_at";
 
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+/// Reads a row selected as [`EVENT_COLUMNS`]; the workspace and the profiles' ids come from the
+/// query (rows hold their integer keys).
+fn event_from_row(
+    row: &Row<'_>,
+    ws: &WorkspaceId,
+    customers: &HashMap<i64, &CustomerId>,
+) -> rusqlite::Result<Event> {
+    let customer_seq: i64 = row.get(1)?;
+    let customer_id = customers.get(&customer_seq).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            Type::Integer,
+            format!("event of an unexpected profile {customer_seq}").into(),
+        )
+    })?;
     Ok(Event {
         id: EventId::from_trusted(row.get(0)?),
-        workspace_id: WorkspaceId::from_trusted(row.get(1)?),
-        customer_id: CustomerId::from_trusted(row.get(2)?),
-        message_id: row.get(3)?,
-        event_type: get_parsed(row, 4, |s| EventType::parse(s).ok_or("unknown event type"))?,
-        name: row.get(5)?,
-        channel: row.get(6)?,
-        source: row.get(7)?,
-        user_id: row.get(8)?,
-        anonymous_id: row.get(9)?,
-        properties: get_json(row, 10)?,
-        context: get_json(row, 11)?,
-        timestamp: get_ts(row, 12)?,
-        received_at: get_ts(row, 13)?,
+        workspace_id: ws.clone(),
+        customer_id: (*customer_id).clone(),
+        message_id: row.get(2)?,
+        event_type: get_parsed(row, 3, |s| EventType::parse(s).ok_or("unknown event type"))?,
+        name: row.get(4)?,
+        channel: row.get(5)?,
+        source: row.get(6)?,
+        user_id: row.get(7)?,
+        anonymous_id: row.get(8)?,
+        properties: get_json(row, 9)?,
+        context: get_json(row, 10)?,
+        timestamp: get_ts(row, 11)?,
+        received_at: get_ts(row, 12)?,
     })
 }
 
 pub(crate) fn existing_message_ids(
     conn: &Connection,
+    known: &mut Known<'_>,
     ws: &WorkspaceId,
     message_ids: &[String],
 ) -> StoreResult<Vec<String>> {
     if message_ids.is_empty() {
         return Ok(Vec::new());
     }
-    // Each id is one probe of the (workspace_id, message_id) unique index.
+    let Some(ws_seq) = known_workspace_seq(conn, known, ws)? else {
+        return Ok(Vec::new());
+    };
+    // Each id is one probe of the (workspace_seq, message_id) unique index.
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT DISTINCT wanted.value FROM json_each(?2) AS wanted
-             CROSS JOIN events e ON e.workspace_id = ?1 AND e.message_id = wanted.value",
-        )
+        .prepare_cached("SELECT 1 FROM events WHERE workspace_seq = ?1 AND message_id = ?2")
         .db()?;
-    let rows = stmt
-        .query_map(params![ws.as_str(), json_strings(message_ids)], |row| {
-            row.get(0)
-        })
-        .db()?;
-    rows.collect::<rusqlite::Result<Vec<String>>>().db()
+    let mut seen: HashSet<&str> = HashSet::with_capacity(message_ids.len());
+    let mut existing = Vec::new();
+    for id in message_ids {
+        if seen.insert(id) && stmt.exists(params![ws_seq, id]).db()? {
+            existing.push(id.clone());
+        }
+    }
+    Ok(existing)
 }
 
-pub(crate) fn insert_events(conn: &Connection, events: &[Event]) -> StoreResult<Vec<bool>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO events (id, workspace_id, customer_id, message_id, event_type, name, channel, source,
-                 user_id, anonymous_id, properties, context, timestamp, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-             ON CONFLICT (workspace_id, message_id) DO NOTHING",
-        )
-        .db()?;
-    let mut inserted = Vec::with_capacity(events.len());
+/// A JSON document serialised into a buffer reused from one event to the next, bound as text.
+struct JsonText(Vec<u8>);
+
+impl JsonText {
+    fn encode<T: serde::Serialize>(&mut self, value: &T) -> StoreResult<&Self> {
+        self.0.clear();
+        serde_json::to_writer(&mut self.0, value)
+            .map_err(|e| StoreError::Backend(format!("cannot encode JSON: {e}")))?;
+        Ok(self)
+    }
+}
+
+impl ToSql for JsonText {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        // serde_json writes UTF-8.
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(&self.0)))
+    }
+}
+
+pub(crate) fn insert_events(
+    conn: &Connection,
+    known: &mut Known<'_>,
+    events: &[Event],
+) -> StoreResult<Vec<bool>> {
+    // The integer keys of the workspaces and profiles named: known already when the writer read
+    // or wrote the profiles (ingestion does), else looked up in one statement per workspace.
+    let mut looked_up: HashMap<&WorkspaceId, HashMap<CustomerId, i64>> = HashMap::new();
     for e in events {
-        let changed = stmt
-            .execute(params![
-                e.id.as_str(),
-                e.workspace_id.as_str(),
-                e.customer_id.as_str(),
-                e.message_id,
-                e.event_type.as_str(),
-                e.name,
-                e.channel,
-                e.source,
-                e.user_id,
-                e.anonymous_id,
-                to_json(&e.properties)?,
-                to_json(&e.context)?,
-                micros(&e.timestamp),
-                micros(&e.received_at)
-            ])
-            .db()?;
-        inserted.push(changed == 1);
+        let ws = &e.workspace_id;
+        if known.customer(ws, &e.customer_id).is_some() || looked_up.contains_key(ws) {
+            continue;
+        }
+        let mut ids: Vec<&CustomerId> = events
+            .iter()
+            .filter(|o| &o.workspace_id == ws && known.customer(ws, &o.customer_id).is_none())
+            .map(|o| &o.customer_id)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        looked_up.insert(ws, customer_seqs(conn, known, ws, &ids)?);
+    }
+    let mut seqs = Vec::with_capacity(events.len());
+    for e in events {
+        let ws_seq = known_workspace_seq(conn, known, &e.workspace_id)?
+            .ok_or_else(|| missing_customer(e))?;
+        let customer_seq = match known.customer(&e.workspace_id, &e.customer_id) {
+            Some(k) => k.seq,
+            None => *looked_up
+                .get(&e.workspace_id)
+                .and_then(|seqs| seqs.get(&e.customer_id))
+                .ok_or_else(|| missing_customer(e))?,
+        };
+        seqs.push((ws_seq, customer_seq));
+    }
+    let mut json = (JsonText(Vec::new()), JsonText(Vec::new()));
+    let mut inserted = Vec::with_capacity(events.len());
+    let mut many = conn.prepare_cached(&INSERT_MANY_EVENTS).db()?;
+    let mut one = conn.prepare_cached(&INSERT_ONE_EVENT).db()?;
+    let mut chunks = events.chunks_exact(EVENTS_PER_INSERT);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        for (row, e) in chunk.iter().enumerate() {
+            bind_event(&mut many, row * EVENT_PARAMS, e, seqs[at + row], &mut json)?;
+        }
+        if many.raw_execute().db()? == chunk.len() {
+            inserted.extend(std::iter::repeat_n(true, chunk.len()));
+        } else {
+            // Some message ids were stored already: which ones is told by the stored rows.
+            for (row, e) in chunk.iter().enumerate() {
+                inserted.push(stored_as(conn, seqs[at + row].0, e)?);
+            }
+        }
+        at += chunk.len();
+    }
+    for e in chunks.remainder() {
+        bind_event(&mut one, 0, e, seqs[at], &mut json)?;
+        inserted.push(one.raw_execute().db()? == 1);
+        at += 1;
     }
     Ok(inserted)
 }
 
+/// Rows per execution of the multi-row INSERT: one execution opens the table and its indexes
+/// once for all of them.
+const EVENTS_PER_INSERT: usize = 32;
+const EVENT_PARAMS: usize = 14;
+
+fn insert_events_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=EVENT_PARAMS)
+                .map(|p| format!("?{}", row * EVENT_PARAMS + p))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO events (workspace_seq, customer_seq, id, message_id, event_type, name, channel,
+             source, user_id, anonymous_id, properties, context, timestamp, received_at)
+         VALUES {}
+         ON CONFLICT (workspace_seq, message_id) DO NOTHING",
+        values.join(", ")
+    )
+}
+
+static INSERT_MANY_EVENTS: LazyLock<String> =
+    LazyLock::new(|| insert_events_sql(EVENTS_PER_INSERT));
+static INSERT_ONE_EVENT: LazyLock<String> = LazyLock::new(|| insert_events_sql(1));
+
+/// Binds the parameters of one event, the ones after `offset`.
+fn bind_event(
+    stmt: &mut Statement<'_>,
+    offset: usize,
+    e: &Event,
+    (ws_seq, customer_seq): (i64, i64),
+    (properties, context): &mut (JsonText, JsonText),
+) -> StoreResult<()> {
+    // Text is copied by SQLite as it is bound, so the JSON buffers can be reused at once.
+    let params: [&dyn ToSql; EVENT_PARAMS] = [
+        &ws_seq,
+        &customer_seq,
+        &e.id.as_str(),
+        &e.message_id,
+        &e.event_type.as_str(),
+        &e.name,
+        &e.channel,
+        &e.source,
+        &e.user_id,
+        &e.anonymous_id,
+        properties.encode(&e.properties)?,
+        context.encode(&e.context)?,
+        &micros(&e.timestamp),
+        &micros(&e.received_at),
+    ];
+    for (i, param) in params.iter().enumerate() {
+        stmt.raw_bind_parameter(offset + i + 1, param).db()?;
+    }
+    Ok(())
+}
+
+/// Whether `e` is the event stored under its message id (rather than one stored before it).
+fn stored_as(conn: &Connection, ws_seq: i64, e: &Event) -> StoreResult<bool> {
+    let id: Option<String> = conn
+        .prepare_cached("SELECT id FROM events WHERE workspace_seq = ?1 AND message_id = ?2")
+        .db()?
+        .query_row(params![ws_seq, e.message_id], |row| row.get(0))
+        .optional()
+        .db()?;
+    Ok(id.as_deref() == Some(e.id.as_str()))
+}
+
+/// An event must name a stored profile: the rule a foreign key states in the other tables,
+/// checked here when the event is written (an event refers to its profile by the profile's seq,
+/// which exists only once the profile does).
+fn missing_customer(e: &Event) -> StoreError {
+    StoreError::Backend(format!(
+        "FOREIGN KEY constraint failed: event {} names customer {}, which workspace {} does not have",
+        e.id, e.customer_id, e.workspace_id
+    ))
+}
+
 pub(crate) fn timeline(
     conn: &Connection,
+    known: &mut Known<'_>,
     ws: &WorkspaceId,
     customers: &[CustomerId],
     q: &TimelineQuery,
 ) -> StoreResult<Vec<Event>> {
-    let Some((text, params)) = timeline_sql(ws, customers, q) else {
+    if customers.is_empty() || q.limit <= 0 {
+        return Ok(Vec::new());
+    }
+    let Some(ws_seq) = known_workspace_seq(conn, known, ws)? else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<&CustomerId> = customers.iter().collect();
+    let seqs = customer_seqs(conn, known, ws, &ids)?;
+    let by_seq: HashMap<i64, &CustomerId> = seqs.iter().map(|(id, seq)| (*seq, id)).collect();
+    let mut wanted: Vec<i64> = by_seq.keys().copied().collect();
+    wanted.sort_unstable();
+    let Some((text, params)) = timeline_sql(ws_seq, &wanted, q) else {
         return Ok(Vec::new());
     };
     let mut stmt = conn.prepare_cached(&text).db()?;
     let rows = stmt
-        .query_map(rusqlite::params_from_iter(params.iter()), event_from_row)
+        .query_map(rusqlite::params_from_iter(params.iter()), |row| {
+            event_from_row(row, ws, &by_seq)
+        })
         .db()?;
     rows.collect::<rusqlite::Result<Vec<_>>>().db()
 }
@@ -115,18 +277,18 @@ pub(crate) fn timeline(
 /// Positional parameters of an assembled statement (`?1`, `?2`…).
 pub(crate) type Params = Vec<Box<dyn ToSql>>;
 
-/// The statement and parameters of a timeline query, or none when the answer is empty without
-/// asking.
+/// The statement and parameters of a timeline query over the events of these profiles (by seq),
+/// or none when the answer is empty without asking.
 pub(crate) fn timeline_sql(
-    ws: &WorkspaceId,
-    customers: &[CustomerId],
+    ws_seq: i64,
+    customers: &[i64],
     q: &TimelineQuery,
 ) -> Option<(String, Params)> {
     let limit = q.limit.max(0);
     if customers.is_empty() || limit == 0 {
         return None;
     }
-    let mut params: Params = vec![Box::new(ws.as_str().to_string()), Box::new(limit)];
+    let mut params: Params = vec![Box::new(ws_seq), Box::new(limit)];
     let mut bind = |value: Box<dyn ToSql>| {
         params.push(value);
         format!("?{}", params.len())
@@ -158,41 +320,49 @@ pub(crate) fn timeline_sql(
     }
     let order = "ORDER BY e.timestamp DESC, e.id DESC LIMIT ?2";
     let text = if customers.len() <= PER_PROFILE_BRANCHES {
-        let mut unique: Vec<&CustomerId> = customers.iter().collect();
-        unique.sort();
+        let mut unique = customers.to_vec();
+        unique.sort_unstable();
         unique.dedup();
         let branches: Vec<String> = unique
             .into_iter()
             .map(|c| {
-                let p = bind(Box::new(c.as_str().to_string()));
+                let p = bind(Box::new(c));
                 format!(
                     "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events e
-                         WHERE e.workspace_id = ?1 AND e.customer_id = {p}{filters} {order})"
+                         WHERE e.workspace_seq = ?1 AND e.customer_seq = {p}{filters} {order})"
                 )
             })
             .collect();
         if branches.len() == 1 {
             branches.concat()
         } else {
-            // Columns 13 and 1 are timestamp and id.
+            // Columns 12 and 1 are timestamp and id.
             format!(
-                "{} ORDER BY 13 DESC, 1 DESC LIMIT ?2",
+                "{} ORDER BY 12 DESC, 1 DESC LIMIT ?2",
                 branches.join(" UNION ALL ")
             )
         }
     } else {
-        let p = bind(Box::new(ids_json(customers)));
+        let list = serde_json::Value::from(customers.to_vec()).to_string();
+        let p = bind(Box::new(list));
         format!(
             "SELECT {EVENT_COLUMNS} FROM events e
-             WHERE e.workspace_id = ?1 AND e.customer_id IN (SELECT value FROM json_each({p})){filters} {order}"
+             WHERE e.workspace_seq = ?1 AND e.customer_seq IN (SELECT value FROM json_each({p})){filters} {order}"
         )
     };
     Some((text, params))
 }
 
-pub(crate) fn count_events(conn: &Connection, ws: &WorkspaceId) -> StoreResult<i64> {
-    conn.prepare_cached("SELECT count(*) FROM events WHERE workspace_id = ?1")
+pub(crate) fn count_events(
+    conn: &Connection,
+    known: &mut Known<'_>,
+    ws: &WorkspaceId,
+) -> StoreResult<i64> {
+    let Some(ws_seq) = known_workspace_seq(conn, known, ws)? else {
+        return Ok(0);
+    };
+    conn.prepare_cached("SELECT count(*) FROM events WHERE workspace_seq = ?1")
         .db()?
-        .query_row([ws.as_str()], |row| row.get(0))
+        .query_row([ws_seq], |row| row.get(0))
         .db()
 }

@@ -5,6 +5,7 @@ use crate::codec::{
     get_json, get_opt_ts, get_parsed, get_ts, ids_json, micros, opt_micros, to_json,
 };
 use crate::error::{expect_one, Db};
+use crate::known::Known;
 use ciclo_domain::identity::{Identity, IdentityKey, IdentityKind};
 use ciclo_domain::ids::{ConflictId, CustomerId, MergeId, WorkspaceId};
 use ciclo_store::{IdentityConflict, MergeRecord, StoreResult};
@@ -24,10 +25,12 @@ fn identity_from_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
     })
 }
 
-/// One statement for any number of keys: the keys travel as a JSON array of `[kind, value]` pairs
-/// and each is looked up through the primary key.
+/// Each key not known to the writer (see `known.rs`) is one execution of a cached statement, a
+/// probe of the primary key: in process, that is cheaper than passing the keys as one JSON
+/// document to unpack in SQL.
 pub(crate) fn find_identities(
     conn: &Connection,
+    known: &mut Known<'_>,
     ws: &WorkspaceId,
     keys: &[IdentityKey],
 ) -> StoreResult<Vec<Identity>> {
@@ -37,29 +40,43 @@ pub(crate) fn find_identities(
     let mut unique: Vec<&IdentityKey> = keys.iter().collect();
     unique.sort();
     unique.dedup();
-    let pairs = serde_json::Value::Array(
-        unique
-            .iter()
-            .map(|k| serde_json::json!([k.kind.as_string(), k.value]))
-            .collect(),
-    )
-    .to_string();
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {IDENTITY_COLUMNS} FROM json_each(?2) AS wanted
-             CROSS JOIN identities i ON i.workspace_id = ?1 AND i.kind = json_extract(wanted.value, '$[0]')
-                 AND i.value = json_extract(wanted.value, '$[1]')
-             ORDER BY i.kind, i.value"
-        ))
+        .prepare_cached(
+            "SELECT customer_id, source, created_at FROM identities
+             WHERE workspace_id = ?1 AND kind = ?2 AND value = ?3",
+        )
         .db()?;
-    let rows = stmt
-        .query_map(params![ws.as_str(), pairs], identity_from_row)
-        .db()?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().db()
+    let mut found: Vec<(String, Identity)> = Vec::new();
+    for key in unique {
+        let kind = key.kind.as_string();
+        if let Some(cached) = known.identity(ws, key) {
+            found.extend(cached.map(|identity| (kind, identity.clone())));
+            continue;
+        }
+        let identity = stmt
+            .query_row(params![ws.as_str(), kind, key.value], |row| {
+                Ok(Identity {
+                    key: key.clone(),
+                    customer_id: CustomerId::from_trusted(row.get(0)?),
+                    source: row.get(1)?,
+                    created_at: get_ts(row, 2)?,
+                })
+            })
+            .optional()
+            .db()?;
+        known.set_identity(ws, key, identity.as_ref());
+        if let Some(identity) = identity {
+            found.push((kind, identity));
+        }
+    }
+    // In the order of the stored columns, as the other queries return identities.
+    found.sort_by(|(a_kind, a), (b_kind, b)| (a_kind, &a.key.value).cmp(&(b_kind, &b.key.value)));
+    Ok(found.into_iter().map(|(_, identity)| identity).collect())
 }
 
 pub(crate) fn insert_identity(
     conn: &Connection,
+    known: &mut Known<'_>,
     ws: &WorkspaceId,
     identity: &Identity,
 ) -> StoreResult<bool> {
@@ -78,8 +95,13 @@ pub(crate) fn insert_identity(
             identity.source,
             micros(&identity.created_at)
         ])
-        .db()?;
-    Ok(inserted == 1)
+        .db();
+    match inserted {
+        Ok(1) => known.set_identity(ws, &identity.key, Some(identity)),
+        // Another row holds the key (or the statement failed): not recorded here.
+        _ => known.forget_identity(ws, &identity.key),
+    }
+    Ok(inserted? == 1)
 }
 
 pub(crate) fn identities_of(
@@ -105,16 +127,22 @@ pub(crate) fn identities_of(
 
 pub(crate) fn delete_identity(
     conn: &Connection,
+    known: &mut Known<'_>,
     ws: &WorkspaceId,
     key: &IdentityKey,
 ) -> StoreResult<()> {
-    conn.prepare_cached(
-        "DELETE FROM identities WHERE workspace_id = ?1 AND kind = ?2 AND value = ?3",
-    )
-    .db()?
-    .execute(params![ws.as_str(), key.kind.as_string(), key.value])
-    .db()?;
-    Ok(())
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM identities WHERE workspace_id = ?1 AND kind = ?2 AND value = ?3",
+        )
+        .db()?
+        .execute(params![ws.as_str(), key.kind.as_string(), key.value])
+        .db();
+    match deleted {
+        Ok(_) => known.set_identity(ws, key, None),
+        Err(_) => known.forget_identity(ws, key),
+    }
+    deleted.map(|_| ())
 }
 
 /// Reads an identity key stored as two nullable columns.

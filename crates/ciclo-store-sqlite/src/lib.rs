@@ -33,12 +33,15 @@
 //! `error.rs` (SQLite errors to [`StoreError`]).
 
 mod accounts;
+mod checkpoint;
 mod codec;
 mod customers;
 mod error;
 mod events;
 mod identity;
 mod imports;
+mod known;
+mod mfa;
 mod migrations;
 mod orders;
 mod search;
@@ -62,11 +65,14 @@ const IDLE_READERS: usize = 8;
 /// Prepared statements cached per connection. List queries are assembled from their filters, so
 /// there are a few hundred distinct statements at most.
 const STATEMENT_CACHE: usize = 256;
-/// WAL pages (4 KiB each) after which a commit checkpoints: about 32 MiB.
-const WAL_CHECKPOINT_PAGES: i64 = 8192;
+/// The WAL file is truncated to this size when it starts over (it grows to about the
+/// checkpoint limit of `checkpoint.rs` under load).
+const WAL_SIZE_LIMIT: i64 = 80 * 1024 * 1024;
 /// Page cache per connection, in KiB (negative `cache_size` means KiB in SQLite).
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
 const READER_CACHE_KIB: i64 = 8 * 1024;
+/// A checkpoint reads pages from the WAL and writes them to the database without the cache.
+const CHECKPOINTER_CACHE_KIB: i64 = 1024;
 
 /// A ciclo database in one SQLite file.
 pub struct SqliteStore {
@@ -119,21 +125,25 @@ impl SqliteStore {
                     "could not switch {path} to WAL mode (got {mode})"
                 )));
             }
-            // Checkpoint (copy the WAL back into the database) every WAL_CHECKPOINT_PAGES rather
-            // than SQLite's default 1,000: ingestion dirties index pages at random, and a longer
-            // interval writes a page that changed many times once, in fewer fsyncs.
-            writer
-                .pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
-                .db()?;
+            // Checkpoints mostly in the background rather than in the committing connection
+            // (see checkpoint.rs); this hook replaces SQLite's automatic checkpoints.
+            checkpoint::watch_wal(&writer);
             // Keep the WAL file from staying large after a burst of writes.
             writer
-                .pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+                .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
                 .db()?;
         }
+        let checkpointer = if in_memory {
+            None
+        } else {
+            let conn = Connection::open(path).db()?;
+            configure(&conn, CHECKPOINTER_CACHE_KIB)?;
+            Some(checkpoint::Checkpointer::start(conn)?)
+        };
         Ok(SqliteStore {
             path: path.to_string(),
             // Grouping needs reads on other connections, which an in-memory database lacks.
-            writer: writer::Writer::new(writer, !in_memory),
+            writer: writer::Writer::new(writer, !in_memory, checkpointer),
             readers: Mutex::new(Vec::new()),
             in_memory,
         })
@@ -184,12 +194,23 @@ impl SqliteStore {
         customers: &[CustomerId],
         query: &TimelineQuery,
     ) -> StoreResult<Vec<String>> {
-        self.with_reader(
-            |conn| match events::timeline_sql(workspace, customers, query) {
+        self.with_reader(|conn| {
+            let mut known = known::Known::for_reads();
+            let ws_seq = customers::known_workspace_seq(conn, &mut known, workspace)?.unwrap_or(0);
+            let ids: Vec<&CustomerId> = customers.iter().collect();
+            let seqs = customers::customer_seqs(conn, &mut known, workspace, &ids)?;
+            // Profiles that do not exist get a seq none has, so that the plan is the one a
+            // timeline over that many profiles gets.
+            let wanted: Vec<i64> = customers
+                .iter()
+                .enumerate()
+                .map(|(i, id)| seqs.get(id).copied().unwrap_or(-1 - i as i64))
+                .collect();
+            match events::timeline_sql(ws_seq, &wanted, query) {
                 Some((text, params)) => explain(conn, &text, &params),
                 None => Ok(Vec::new()),
-            },
-        )
+            }
+        })
     }
 
     /// Runs `work` on a reader connection (the writer in memory mode), outside any transaction.
@@ -259,7 +280,7 @@ fn run_read(
             let transaction = conn
                 .transaction_with_behavior(TransactionBehavior::Deferred)
                 .db()?;
-            let result = work(&mut tx::SqliteTx::new(&transaction));
+            let result = work(&mut tx::SqliteTx::for_reads(&transaction));
             // Nothing to commit; a rollback failure matters less than the closure's own error.
             let rolled_back = transaction.rollback().db();
             result.and(rolled_back)

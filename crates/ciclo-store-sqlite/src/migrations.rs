@@ -8,8 +8,14 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 /// Every migration, oldest first: (version, name, SQL). Never edit one that has shipped; add a
 /// new version instead.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "operator_mfa",
+        include_str!("../migrations/0002_operator_mfa.sql"),
+    ),
+];
 
 /// Applies the migrations not yet recorded. Each runs in its own `BEGIN IMMEDIATE` transaction,
 /// which takes the database's write lock first: a second process migrating at the same time

@@ -1,7 +1,8 @@
 //! [`SqliteTx`]: the [`Tx`] operations of one open transaction, each delegating to the module
 //! that owns its tables.
 
-use crate::{accounts, customers, events, identity, imports, orders};
+use crate::known::{Known, Layer};
+use crate::{accounts, customers, events, identity, imports, mfa, orders};
 use ciclo_domain::customer::{Customer, OrderStats};
 use ciclo_domain::event::Event;
 use ciclo_domain::identity::{Identity, IdentityKey};
@@ -18,11 +19,27 @@ use rusqlite::Connection;
 /// transaction the store commits or rolls back.
 pub(crate) struct SqliteTx<'c> {
     conn: &'c Connection,
+    /// What the writer knows about rows (see `known.rs`).
+    known: Known<'c>,
 }
 
 impl<'c> SqliteTx<'c> {
-    pub(crate) fn new(conn: &'c Connection) -> Self {
-        SqliteTx { conn }
+    /// A transaction of `Store::write`.
+    pub(crate) fn for_writes(conn: &'c Connection, known: Known<'c>) -> Self {
+        SqliteTx { conn, known }
+    }
+
+    /// A transaction of `Store::read`.
+    pub(crate) fn for_reads(conn: &'c Connection) -> Self {
+        SqliteTx {
+            conn,
+            known: Known::for_reads(),
+        }
+    }
+
+    /// What the transaction learnt, for the writer's cache once it committed.
+    pub(crate) fn into_layer(self) -> Layer {
+        self.known.into_layer()
     }
 }
 
@@ -92,6 +109,18 @@ impl Tx for SqliteTx<'_> {
         accounts::delete_session(self.conn, token_hash)
     }
 
+    fn get_operator_mfa(
+        &mut self,
+        operator: &OperatorId,
+    ) -> StoreResult<Option<ciclo_store::OperatorMfa>> {
+        mfa::get_operator_mfa(self.conn, operator)
+    }
+    fn put_operator_mfa(&mut self, value: &ciclo_store::OperatorMfa) -> StoreResult<()> {
+        mfa::put_operator_mfa(self.conn, value)
+    }
+    fn delete_operator_mfa(&mut self, operator: &OperatorId) -> StoreResult<()> {
+        mfa::delete_operator_mfa(self.conn, operator)
+    }
     fn insert_api_key(&mut self, key: &ApiKey) -> StoreResult<()> {
         accounts::insert_api_key(self.conn, key)
     }
@@ -119,27 +148,27 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_customer(&mut self, customer: &Customer) -> StoreResult<()> {
-        customers::insert_customer(self.conn, customer)
+        customers::insert_customer(self.conn, &mut self.known, customer)
     }
     fn update_customer(&mut self, customer: &Customer) -> StoreResult<()> {
-        customers::update_customer(self.conn, customer)
+        customers::update_customer(self.conn, &mut self.known, customer)
     }
     fn get_customer(
         &mut self,
         workspace: &WorkspaceId,
         id: &CustomerId,
     ) -> StoreResult<Option<Customer>> {
-        customers::get_customer(self.conn, workspace, id)
+        customers::get_customer(self.conn, &mut self.known, workspace, id)
     }
     fn get_customers(
         &mut self,
         workspace: &WorkspaceId,
         ids: &[CustomerId],
     ) -> StoreResult<Vec<Customer>> {
-        customers::get_customers(self.conn, workspace, ids)
+        customers::get_customers(self.conn, &mut self.known, workspace, ids)
     }
     fn delete_customer(&mut self, workspace: &WorkspaceId, id: &CustomerId) -> StoreResult<()> {
-        customers::delete_customer(self.conn, workspace, id)
+        customers::delete_customer(self.conn, &mut self.known, workspace, id)
     }
     fn list_customers(
         &mut self,
@@ -164,14 +193,14 @@ impl Tx for SqliteTx<'_> {
         workspace: &WorkspaceId,
         keys: &[IdentityKey],
     ) -> StoreResult<Vec<Identity>> {
-        identity::find_identities(self.conn, workspace, keys)
+        identity::find_identities(self.conn, &mut self.known, workspace, keys)
     }
     fn insert_identity(
         &mut self,
         workspace: &WorkspaceId,
         identity: &Identity,
     ) -> StoreResult<bool> {
-        identity::insert_identity(self.conn, workspace, identity)
+        identity::insert_identity(self.conn, &mut self.known, workspace, identity)
     }
     fn identities_of(
         &mut self,
@@ -181,7 +210,7 @@ impl Tx for SqliteTx<'_> {
         identity::identities_of(self.conn, workspace, customers)
     }
     fn delete_identity(&mut self, workspace: &WorkspaceId, key: &IdentityKey) -> StoreResult<()> {
-        identity::delete_identity(self.conn, workspace, key)
+        identity::delete_identity(self.conn, &mut self.known, workspace, key)
     }
 
     fn insert_merge(&mut self, merge: &MergeRecord) -> StoreResult<()> {
@@ -232,10 +261,10 @@ impl Tx for SqliteTx<'_> {
         workspace: &WorkspaceId,
         message_ids: &[String],
     ) -> StoreResult<Vec<String>> {
-        events::existing_message_ids(self.conn, workspace, message_ids)
+        events::existing_message_ids(self.conn, &mut self.known, workspace, message_ids)
     }
     fn insert_events(&mut self, events: &[Event]) -> StoreResult<Vec<bool>> {
-        events::insert_events(self.conn, events)
+        events::insert_events(self.conn, &mut self.known, events)
     }
     fn timeline(
         &mut self,
@@ -243,10 +272,10 @@ impl Tx for SqliteTx<'_> {
         customers: &[CustomerId],
         query: &TimelineQuery,
     ) -> StoreResult<Vec<Event>> {
-        events::timeline(self.conn, workspace, customers, query)
+        events::timeline(self.conn, &mut self.known, workspace, customers, query)
     }
     fn count_events(&mut self, workspace: &WorkspaceId) -> StoreResult<i64> {
-        events::count_events(self.conn, workspace)
+        events::count_events(self.conn, &mut self.known, workspace)
     }
 
     fn insert_order(&mut self, order: &Order) -> StoreResult<bool> {

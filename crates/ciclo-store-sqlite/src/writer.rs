@@ -9,8 +9,9 @@
 //! commits for all and wakes them. Each write still returns only once its work is committed, so
 //! acknowledged still means durable.
 //!
-//! Each closure runs inside its own SAVEPOINT, so a failing closure undoes only its own writes
-//! and the group goes on. When the group's COMMIT fails (a deferred foreign key broken by one of
+//! Each closure but the group's first runs inside its own SAVEPOINT, so a failing closure undoes
+//! only its own writes and the group goes on (the first one needs none: when it fails, the group
+//! has no other member and the whole transaction is rolled back). When the group's COMMIT fails (a deferred foreign key broken by one of
 //! its members, a full disk), every member gets [`StoreError::Retry`] and runs again alone, so
 //! the one at fault gets the real error and the others commit. A closure that panics rolls the
 //! whole group back (its members retry) and the panic goes on to its caller.
@@ -18,7 +19,9 @@
 //! Writes in a group behave as if run one after the other: a closure sees the writes of the
 //! members before it, which commit together with its own or not at all.
 
+use crate::checkpoint::{self, Checkpointer};
 use crate::error::Db;
+use crate::known::{Known, Layer, RowCache};
 use crate::tx::SqliteTx;
 use ciclo_store::{StoreError, StoreResult, Tx};
 use rusqlite::Connection;
@@ -43,6 +46,7 @@ pub(crate) struct Writer {
     group_finished: Condvar,
     /// Off for in-memory databases, whose one connection also serves reads.
     grouping: bool,
+    checkpointer: Option<Checkpointer>,
 }
 
 struct Slot {
@@ -50,6 +54,12 @@ struct Slot {
     /// The open transaction, while members wait for it to commit.
     group: Option<Group>,
     next_group: u64,
+    /// The WAL reached its limit: checkpoint before the next transaction (see `checkpoint.rs`).
+    checkpoint_due: bool,
+    /// Rows as committed (see `known.rs`).
+    cache: RowCache,
+    /// What the members of the open group learnt, in order, for `cache` once it commits.
+    pending: Vec<Layer>,
 }
 
 struct Group {
@@ -83,13 +93,22 @@ impl DerefMut for Exclusive<'_> {
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection, grouping: bool) -> Writer {
+    /// `checkpointer`: checkpoints in the background (none for an in-memory database).
+    pub(crate) fn new(
+        conn: Connection,
+        grouping: bool,
+        checkpointer: Option<Checkpointer>,
+    ) -> Writer {
         Writer {
             slot: Mutex::new(Slot {
                 conn,
                 group: None,
                 next_group: 1,
+                checkpoint_due: false,
+                cache: RowCache::default(),
+                pending: Vec::new(),
             }),
+            checkpointer,
             queued: AtomicUsize::new(0),
             outcomes: Mutex::new(Outcomes {
                 finished_through: 0,
@@ -106,6 +125,8 @@ impl Writer {
         let mut slot = self.lock_slot();
         // A failure is the group members' to retry, not this caller's.
         let _ = self.close_group(&mut slot, false);
+        // The caller may change anything (migrations).
+        slot.cache.clear();
         Exclusive(slot)
     }
 
@@ -144,8 +165,34 @@ impl Writer {
             // A failure is the group members' to retry, not this write's.
             let _ = self.close_group(&mut slot, false);
         }
-        if slot.group.is_none() {
+        // The first write of a group needs no savepoint: if it fails, the group has no other
+        // member, and rolling the whole transaction back undoes exactly its writes. That is the
+        // common case (ingestion runs one write at a time), and it spares SQLite copying every
+        // page the write changes into the savepoint's journal.
+        let first = slot.group.is_none();
+        if first {
+            if slot.checkpoint_due {
+                slot.checkpoint_due = false;
+                if let Some(checkpointer) = &self.checkpointer {
+                    // A failure leaves the WAL longer; the next commit asks again.
+                    let _ = checkpointer.catch_up(&slot.conn);
+                }
+            }
             slot.conn.execute_batch("BEGIN IMMEDIATE").db()?;
+            // Holding the write lock from here on, see whether another connection committed
+            // since the cache was last current.
+            let data_version = slot
+                .conn
+                .prepare_cached("PRAGMA data_version")
+                .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
+                .db();
+            match data_version {
+                Ok(version) => slot.cache.check_data_version(version),
+                Err(e) => {
+                    let _ = slot.conn.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
+            }
             let id = slot.next_group;
             slot.next_group += 1;
             slot.group = Some(Group {
@@ -153,12 +200,19 @@ impl Writer {
                 members: 0,
                 opened: Instant::now(),
             });
-        }
-        if let Err(e) = slot.conn.execute_batch("SAVEPOINT member").db() {
+        } else if let Err(e) = slot.conn.execute_batch("SAVEPOINT member").db() {
             self.abandon_group(&mut slot, &e.to_string());
             return Err(e);
         }
-        let ran = catch_unwind(AssertUnwindSafe(|| work(&mut SqliteTx::new(&slot.conn))));
+        let (ran, learnt) = {
+            let Slot { conn, cache, .. } = &mut *slot;
+            // Later members of a group do not read the cache: it lacks the earlier members'
+            // writes, which are not committed yet.
+            let known = Known::for_writes(first.then_some(cache));
+            let mut tx = SqliteTx::for_writes(conn, known);
+            let ran = catch_unwind(AssertUnwindSafe(|| work(&mut tx)));
+            (ran, tx.into_layer())
+        };
         let result = match ran {
             Ok(result) => result,
             Err(panic) => {
@@ -168,6 +222,8 @@ impl Writer {
             }
         };
         let settled = match &result {
+            // Without a savepoint, a failure rolls the group back below (it has no members).
+            _ if first => Ok(()),
             Ok(()) => slot.conn.execute_batch("RELEASE member"),
             // Undo this closure's writes only; the group goes on.
             Err(_) => slot
@@ -179,7 +235,11 @@ impl Writer {
             self.abandon_group(&mut slot, &e.to_string());
             return Err(result.err().unwrap_or(e));
         }
+        if result.is_ok() {
+            slot.pending.push(learnt);
+        }
         let Some(group) = slot.group.as_mut() else {
+            slot.pending.clear();
             return Err(StoreError::Backend("write transaction vanished".into()));
         };
         if result.is_ok() {
@@ -230,13 +290,28 @@ impl Writer {
             return Ok(());
         };
         let outcome = if group.members > 0 {
-            slot.conn.execute_batch("COMMIT").db()
+            checkpoint::take_wal_frames();
+            let committed = slot.conn.execute_batch("COMMIT").db();
+            if committed.is_ok() {
+                for layer in std::mem::take(&mut slot.pending) {
+                    slot.cache.merge(layer);
+                }
+            }
+            if let (Ok(()), Some(frames)) = (&committed, checkpoint::take_wal_frames()) {
+                if frames >= checkpoint::WAL_LIMIT_PAGES {
+                    slot.checkpoint_due = true;
+                } else if let Some(checkpointer) = &self.checkpointer {
+                    checkpointer.committed(frames);
+                }
+            }
+            committed
         } else {
             slot.conn.execute_batch("ROLLBACK").db()
         };
         if outcome.is_err() && !slot.conn.is_autocommit() {
             let _ = slot.conn.execute_batch("ROLLBACK");
         }
+        slot.pending.clear();
         let waiting = group.members - usize::from(closer_is_member);
         self.publish(
             group.id,
@@ -250,6 +325,7 @@ impl Writer {
         if !slot.conn.is_autocommit() {
             let _ = slot.conn.execute_batch("ROLLBACK");
         }
+        slot.pending.clear();
         if let Some(group) = slot.group.take() {
             // The calling write is not among the members: its closure did not succeed.
             self.publish(group.id, Some((reason.to_string(), group.members)));

@@ -4,7 +4,7 @@
 //! Enabled by the `conformance` feature. A backend's integration tests run each story on a fresh,
 //! empty, migrated store, either one test per story (better failure reports):
 //!
-//! ```ignore
+//! ```text
 //! #[test]
 //! fn customer_search() {
 //!     ciclo_store::conformance::customer_search(&fresh_store());
@@ -35,6 +35,7 @@ pub type Story = fn(&dyn Store);
 pub const STORIES: &[(&str, Story)] = &[
     ("accounts_round_trip", accounts_round_trip),
     ("sessions_and_api_keys", sessions_and_api_keys),
+    ("operator_mfa_round_trip", operator_mfa_round_trip),
     ("customers_round_trip", customers_round_trip),
     (
         "customer_list_sorts_and_paging",
@@ -551,6 +552,51 @@ pub fn accounts_round_trip(store: &dyn Store) {
 
 /// Sessions by token hash, API keys by hash and per workspace (newest first, revoked ones
 /// included); revoking a key of another workspace is `NotFound`.
+pub fn operator_mfa_round_trip(store: &dyn Store) {
+    let op = operator(1, "ana@example.com");
+    w(store, "insert operator", |tx| tx.insert_operator(&op));
+    assert_eq!(
+        r(store, "get_operator_mfa none", |tx| tx
+            .get_operator_mfa(&op.id)),
+        None
+    );
+    let mut mfa = crate::OperatorMfa {
+        operator_id: op.id.clone(),
+        totp_secret: "JBSWY3DPEHPK3PXP".into(),
+        enabled_at: None,
+        recovery_code_hashes: vec!["h1".into(), "h2".into()],
+        last_used_step: None,
+        created_at: at_micros(5, 250_000),
+    };
+    w(store, "put_operator_mfa pending", |tx| {
+        tx.put_operator_mfa(&mfa)
+    });
+    assert_eq!(
+        r(store, "get_operator_mfa pending", |tx| tx
+            .get_operator_mfa(&op.id)),
+        Some(mfa.clone())
+    );
+    mfa.enabled_at = Some(at(60));
+    mfa.recovery_code_hashes = vec!["h2".into()];
+    mfa.last_used_step = Some(58_907_521);
+    w(store, "put_operator_mfa enabled", |tx| {
+        tx.put_operator_mfa(&mfa)
+    });
+    assert_eq!(
+        r(store, "get_operator_mfa enabled", |tx| tx
+            .get_operator_mfa(&op.id)),
+        Some(mfa.clone())
+    );
+    w(store, "delete_operator_mfa", |tx| {
+        tx.delete_operator_mfa(&op.id)
+    });
+    assert_eq!(
+        r(store, "get_operator_mfa deleted", |tx| tx
+            .get_operator_mfa(&op.id)),
+        None
+    );
+}
+
 pub fn sessions_and_api_keys(store: &dyn Store) {
     let a = setup_workspace(store, 1);
     let b = setup_workspace(store, 2);

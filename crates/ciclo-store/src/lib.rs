@@ -136,6 +136,12 @@ pub trait Tx {
         operator: &OperatorId,
     ) -> StoreResult<Vec<(Workspace, Role)>>;
 
+    /// The operator's second factor, if one was set up (enabled or pending confirmation).
+    fn get_operator_mfa(&mut self, operator: &OperatorId) -> StoreResult<Option<OperatorMfa>>;
+    /// Inserts or replaces the operator's second factor.
+    fn put_operator_mfa(&mut self, mfa: &OperatorMfa) -> StoreResult<()>;
+    fn delete_operator_mfa(&mut self, operator: &OperatorId) -> StoreResult<()>;
+
     fn insert_session(&mut self, session: &Session) -> StoreResult<()>;
     fn session_by_token_hash(&mut self, token_hash: &str) -> StoreResult<Option<Session>>;
     fn delete_session(&mut self, token_hash: &str) -> StoreResult<()>;
@@ -282,6 +288,11 @@ pub trait Tx {
     /// Inserts the order with its items unless an order with that external id exists in the
     /// workspace; returns whether it was inserted.
     fn insert_order(&mut self, order: &Order) -> StoreResult<bool>;
+    /// Bulk form of `insert_order` (as if called for each in turn); backends may override it
+    /// with one round trip.
+    fn insert_orders(&mut self, orders: &[Order]) -> StoreResult<Vec<bool>> {
+        orders.iter().map(|o| self.insert_order(o)).collect()
+    }
     /// Orders of these profiles, newest first, with items.
     fn orders_of(
         &mut self,

@@ -124,3 +124,17 @@ pub struct RejectedRow {
     pub field: String,
     pub reason: String,
 }
+
+/// An operator's second factor: a TOTP secret (RFC 6238), active once `enabled_at` is set, and
+/// the SHA-256 hashes of the unused recovery codes. Operators are global, so this is too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorMfa {
+    pub operator_id: OperatorId,
+    /// Base32 (RFC 4648, no padding).
+    pub totp_secret: String,
+    pub enabled_at: Option<Timestamp>,
+    pub recovery_code_hashes: Vec<String>,
+    /// The last time step a code was accepted for: a code is never accepted twice.
+    pub last_used_step: Option<i64>,
+    pub created_at: Timestamp,
+}

@@ -50,6 +50,38 @@ pub fn format_minor(minor: i64, locale: Locale) -> String {
     format!("{sign}{units}{decimal}{cents:02}")
 }
 
+/// A number with `places` decimals and grouped thousands: `1234.567` → `1.234,57` (pt-BR),
+/// `1,234.57` (en). Not-a-number and infinities are written `—`.
+pub fn format_decimal(value: f64, places: usize, locale: Locale) -> String {
+    if !value.is_finite() {
+        return "—".into();
+    }
+    let (_, decimal) = separators(locale);
+    let text = format!("{:.*}", places, value.abs());
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let whole = format_integer(whole.parse::<i64>().unwrap_or(0), locale);
+    let rounds_to_zero = text.chars().all(|c| c == '0' || c == '.');
+    let sign = if value < 0.0 && !rounds_to_zero {
+        "-"
+    } else {
+        ""
+    };
+    if fraction.is_empty() {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}{decimal}{fraction}")
+    }
+}
+
+/// A share (0–1) as a percentage with `places` decimals: `0.4567` → `45,7%` (pt-BR), `45.7%`
+/// (en).
+pub fn format_percent(share: f64, places: usize, locale: Locale) -> String {
+    if !share.is_finite() {
+        return "—".into();
+    }
+    format!("{}%", format_decimal(share * 100.0, places, locale))
+}
+
 /// The symbol of a currency as each locale writes it; unknown codes stand as themselves.
 fn currency_symbol(currency: &str, locale: Locale) -> String {
     match (currency, locale) {
@@ -74,6 +106,17 @@ pub fn format_money(minor: i64, currency: &str, locale: Locale) -> String {
         Locale::En => "",
     };
     format!("{sign}{symbol}{space}{amount}")
+}
+
+/// Money rounded to whole currency units, for big numbers where cents are noise:
+/// `65247298` → `R$ 652.473` (pt-BR), `R$652,473` (en).
+pub fn format_money_whole(minor: i64, currency: &str, locale: Locale) -> String {
+    let units = (minor as f64 / 100.0).round() as i64;
+    let text = format_money(units.saturating_mul(100), currency, locale);
+    let (_, decimal) = separators(locale);
+    text.strip_suffix(&format!("{decimal}00"))
+        .map(str::to_string)
+        .unwrap_or(text)
 }
 
 /// A calendar date: `27/11/2026` (pt-BR), `Nov 27, 2026` (en).

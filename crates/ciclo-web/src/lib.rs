@@ -1,9 +1,9 @@
 //! ciclo's operator console: server-rendered HTML pages for the team that works with customers,
 //! in Brazilian Portuguese and English.
 //!
-//! [`console_router`] serves the pages (`/`, `/login`, `/customers`, `/imports`, `/settings`, …)
-//! and their assets (`/assets/*`); the composition root merges it with the JSON API of
-//! `ciclo-http`, which keeps `/api` and `/v1`. Pages are rendered by minijinja from templates
+//! [`console_router`] serves the pages (`/`, `/login`, `/customers`, `/analytics/*`, `/imports`,
+//! `/settings`, …) and their assets (`/assets/*`); the composition root merges it with the JSON
+//! API of `ciclo-http`, which keeps `/api` and `/v1`. Pages are rendered by minijinja from templates
 //! embedded in the binary (HTML auto-escaped); forms work without JavaScript, and a small script
 //! adds infinite scroll, "select all" and copy buttons. Charts are SVG drawn on the server.
 //!
@@ -69,12 +69,13 @@ pub fn console_router(app: Ciclo, options: WebOptions) -> Router {
         templates: Arc::new(render::Templates::new()),
         imports: Arc::new(pages::imports::ImportWork::default()),
     };
-    use pages::{auth, customer, customers, dashboard, imports, settings};
+    use pages::{analytics, auth, customer, customers, dashboard, imports, settings};
     Router::new()
         .route("/assets/console.css", get(assets::css))
         .route("/assets/console.js", get(assets::js))
         .route("/assets/favicon.svg", get(assets::favicon))
         .route("/login", get(auth::login_page).post(auth::login))
+        .route("/login/code", post(auth::login_code))
         .route("/logout", post(auth::logout))
         .route("/switch-workspace", post(auth::switch_workspace))
         .route("/language", post(auth::set_language))
@@ -97,6 +98,13 @@ pub fn console_router(app: Ciclo, options: WebOptions) -> Router {
         .route("/imports/jobs/{job}", get(imports::progress))
         .route("/imports/{id}", get(imports::result))
         .route("/imports/{id}/rejected.csv", get(imports::rejected_csv))
+        .route("/analytics", get(analytics::index))
+        .route("/analytics/rfm", get(analytics::rfm::page))
+        .route("/analytics/rfm/customers", get(analytics::rfm::customers))
+        .route("/analytics/cohorts", get(analytics::cohorts::page))
+        .route("/analytics/metrics", get(analytics::metrics::page))
+        .route("/analytics/clv", get(analytics::clv::page))
+        .route("/analytics/funnel", get(analytics::funnel::page))
         .route("/settings", get(settings::page))
         .route("/settings/workspace", post(settings::update_workspace))
         .route("/settings/operators", post(settings::add_operator))
@@ -104,6 +112,18 @@ pub fn console_router(app: Ciclo, options: WebOptions) -> Router {
         .route(
             "/settings/operators/{id}/remove",
             post(settings::remove_operator),
+        )
+        .route(
+            "/settings/two-factor/setup",
+            post(settings::begin_two_factor),
+        )
+        .route(
+            "/settings/two-factor/confirm",
+            post(settings::confirm_two_factor),
+        )
+        .route(
+            "/settings/two-factor/disable",
+            post(settings::disable_two_factor),
         )
         .route("/settings/api-keys", post(settings::create_api_key))
         .route(

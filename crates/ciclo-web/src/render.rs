@@ -1,7 +1,7 @@
 //! The template environment: every template embedded with `include_str!`, HTML auto-escaping
 //! on, strict about undefined values (a missing message key fails loudly in tests), and the
-//! filters that format values in the page's language (`money`, `number`, `date`, `datetime`,
-//! `month`, `fill`).
+//! filters that format values in the page's language (`money`, `money_whole`, `number`, `date`,
+//! `datetime`, `month`, `percent`, `decimal`, `fill`).
 //!
 //! Every signed-in page gets the same base context from [`page`]: the messages `t`, the
 //! language, the workspace's time zone and currency, the CSRF token for its forms, what the
@@ -48,6 +48,34 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/import_result.html"),
     ),
     ("settings.html", include_str!("../templates/settings.html")),
+    (
+        "analytics_nav.html",
+        include_str!("../templates/analytics_nav.html"),
+    ),
+    (
+        "analytics_rfm.html",
+        include_str!("../templates/analytics_rfm.html"),
+    ),
+    (
+        "analytics_rfm_customers.html",
+        include_str!("../templates/analytics_rfm_customers.html"),
+    ),
+    (
+        "analytics_cohorts.html",
+        include_str!("../templates/analytics_cohorts.html"),
+    ),
+    (
+        "analytics_metrics.html",
+        include_str!("../templates/analytics_metrics.html"),
+    ),
+    (
+        "analytics_clv.html",
+        include_str!("../templates/analytics_clv.html"),
+    ),
+    (
+        "analytics_funnel.html",
+        include_str!("../templates/analytics_funnel.html"),
+    ),
 ];
 
 pub(crate) struct Templates {
@@ -98,6 +126,16 @@ fn money_filter(state: &State, minor: Value, currency: Option<String>) -> String
     format::format_money(integer(&minor), &currency, locale_of(state))
 }
 
+/// `{{ 65247298|money_whole }}` → `R$ 652.473`: rounded to whole currency units.
+fn money_whole_filter(state: &State, minor: Value) -> String {
+    let currency = state
+        .lookup("currency")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "BRL".into());
+    let minor = float(&minor).map_or(0, |v| v.round() as i64);
+    format::format_money_whole(minor, &currency, locale_of(state))
+}
+
 fn number_filter(state: &State, value: Value) -> String {
     format::format_integer(integer(&value), locale_of(state))
 }
@@ -121,6 +159,30 @@ fn datetime_filter(state: &State, value: Value) -> String {
         Some(at) => format::format_datetime(at, time_zone_of(state), locale_of(state)),
         None => value.as_str().unwrap_or_default().to_string(),
     }
+}
+
+/// A value that may be absent (`none`) or not a number: `None` for both.
+fn float(value: &Value) -> Option<f64> {
+    if value.is_none() || value.is_undefined() {
+        return None;
+    }
+    f64::try_from(value.clone()).ok().filter(|f| f.is_finite())
+}
+
+/// `{{ 0.456|percent }}` → `45,6%`; `{{ x|percent(0) }}` without decimals; `—` for none.
+fn percent_filter(state: &State, value: Value, places: Option<usize>) -> String {
+    float(&value).map_or_else(
+        || "—".to_string(),
+        |share| format::format_percent(share, places.unwrap_or(1), locale_of(state)),
+    )
+}
+
+/// `{{ 1.756|decimal(2) }}` → `1,76`; `—` for none.
+fn decimal_filter(state: &State, value: Value, places: Option<usize>) -> String {
+    float(&value).map_or_else(
+        || "—".to_string(),
+        |number| format::format_decimal(number, places.unwrap_or(2), locale_of(state)),
+    )
 }
 
 fn month_filter(state: &State, value: String) -> String {
@@ -194,6 +256,9 @@ impl Templates {
         env.add_filter("date", date_filter);
         env.add_filter("datetime", datetime_filter);
         env.add_filter("month", month_filter);
+        env.add_filter("money_whole", money_whole_filter);
+        env.add_filter("percent", percent_filter);
+        env.add_filter("decimal", decimal_filter);
         env.add_filter("fill", fill_filter);
         env.add_filter("phone", |value: String| format::format_phone(&value));
         env.add_function("channel_icon", channel_icon);

@@ -72,7 +72,11 @@ pub(crate) enum WebError {
 impl From<CoreError> for WebError {
     fn from(error: CoreError) -> Self {
         match error {
-            CoreError::Unauthorized => WebError::SignIn { next: "/".into() },
+            // A second factor is asked for by the sign-in pages themselves; anywhere else it
+            // means "sign in again".
+            CoreError::Unauthorized | CoreError::SecondFactorRequired(_) => {
+                WebError::SignIn { next: "/".into() }
+            }
             CoreError::Forbidden(_) => WebError::Page(ErrorPage::Forbidden),
             CoreError::NotFound(_) => WebError::Page(ErrorPage::NotFound),
             CoreError::Invalid(_) | CoreError::Conflict(_) => WebError::Page(ErrorPage::BadRequest),

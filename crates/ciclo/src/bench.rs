@@ -11,6 +11,8 @@
 //! `bench read` ingests the same way, then measures p50/p99 of the profile, timeline and search
 //! endpoints of the admin API with a secret key created through the core.
 //!
+//! `bench clv` fits the CLV models on the CDNOW data, beside Python's lifetimes (`bench_clv`).
+//!
 //! Each run ends with a Markdown table row for BENCHMARKS.md.
 
 use crate::app;
@@ -51,6 +53,8 @@ enum BenchCommand {
     Ingest(IngestArgs),
     /// Latency of the profile, timeline and search endpoints, after an ingest run.
     Read(ReadArgs),
+    /// CLV model fit time and estimates on CDNOW, beside Python's lifetimes when installed.
+    Clv(crate::bench_clv::ClvArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -101,6 +105,10 @@ struct ReadArgs {
     /// Concurrent readers.
     #[arg(long, default_value_t = 4)]
     readers: usize,
+    /// Measure reads on what the database already holds (for example the 1M-customer set a
+    /// previous `bench ingest --database-url …` run loaded) instead of ingesting first.
+    #[arg(long)]
+    skip_ingest: bool,
 }
 
 /// What one load run measured.
@@ -129,6 +137,7 @@ impl LoadResult {
 
 pub fn run(args: BenchArgs, database_url: Option<&str>) -> anyhow::Result<()> {
     match args.command {
+        BenchCommand::Clv(clv) => crate::bench_clv::run(clv),
         BenchCommand::Ingest(IngestArgs {
             load,
             target: Some(target),
@@ -156,9 +165,17 @@ pub fn run(args: BenchArgs, database_url: Option<&str>) -> anyhow::Result<()> {
             load,
             requests,
             readers,
+            skip_ingest,
         }) => {
+            if skip_ingest && database_url.is_none() {
+                bail!("--skip-ingest reads an existing database: give it with --database-url");
+            }
             let server = BenchServer::start(database_url)?;
-            let ingest = drive_ingest(&server, &load)?;
+            let ingest = if skip_ingest {
+                LoadResult::default()
+            } else {
+                drive_ingest(&server, &load)?
+            };
             server.check_stored(&ingest);
             let reads = server.read_bench(&load, requests, readers)?;
             let peak = peak_rss_mb();

@@ -6,6 +6,7 @@
 
 mod app;
 mod bench;
+mod bench_clv;
 mod config;
 mod demo;
 mod serve;

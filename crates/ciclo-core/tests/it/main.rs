@@ -1,8 +1,10 @@
 //! Use-case tests of ciclo-core over a real SQLite store, with a fixed clock.
 
+mod analytics;
 mod identity;
 mod import;
 mod ingest;
+mod mfa;
 
 use ciclo_core::accounts::{Actor, NewWorkspace};
 use ciclo_core::ports::FixedClock;

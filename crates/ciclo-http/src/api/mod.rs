@@ -2,6 +2,7 @@
 //! request, call one use case on a blocking thread, and shape the answer; the rules (roles
 //! included) live in core.
 
+pub(crate) mod analytics;
 pub(crate) mod customers;
 pub(crate) mod identity;
 pub(crate) mod imports;

@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ciclo_core::mfa::LoginStep;
 use ciclo_core::{Ciclo, CoreError};
 use ciclo_domain::ids::WorkspaceId;
 use ciclo_domain::operator::Session;
@@ -72,16 +73,25 @@ pub(crate) async fn login(
     let ciclo = state.ciclo.clone();
     let secure = state.options.secure_cookies;
     blocking(move || {
-        let (token, session) = ciclo
-            .login(&body.email, &body.password, workspace.as_ref())
-            .map_err(|e| match e {
-                CoreError::Unauthorized => ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "wrong email or password, or no access to that workspace",
-                ),
-                other => other.into(),
-            })?;
+        let step = ciclo.login_start(&body.email, &body.password, workspace.as_ref());
+        let (token, session) = match (step, body.totp_code.as_deref()) {
+            (Ok(LoginStep::Done(token, session)), _) => Ok((token, session)),
+            (Ok(LoginStep::SecondFactor { challenge }), Some(code)) => {
+                ciclo.login_complete(&challenge, code)
+            }
+            (Ok(LoginStep::SecondFactor { challenge }), None) => {
+                Err(CoreError::SecondFactorRequired(challenge))
+            }
+            (Err(e), _) => Err(e),
+        }
+        .map_err(|e| match e {
+            CoreError::Unauthorized => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "wrong email or password, or no access to that workspace",
+            ),
+            other => other.into(),
+        })?;
         session_response(&ciclo, &token, &session, secure)
     })
     .await

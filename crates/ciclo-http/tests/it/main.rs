@@ -5,6 +5,7 @@
 //! so any change to them should show up as a failing test.
 
 mod accounts;
+mod analytics;
 mod customers;
 mod errors;
 mod ingest;

@@ -36,6 +36,7 @@ macro_rules! conformance_stories {
 conformance_stories!(
     accounts_round_trip,
     sessions_and_api_keys,
+    operator_mfa_round_trip,
     customers_round_trip,
     customer_list_sorts_and_paging,
     customer_search,

@@ -3,8 +3,12 @@
 //! The sign-in form has no session yet to take a CSRF token from, so it carries its own: a
 //! random value set both as a short-lived `SameSite=Strict` cookie and as a hidden field (double
 //! submit), which stops another site from signing a browser into an account of its choosing.
-//! Two-factor sign-in (TOTP) will slot in after the password check; the settings page already
-//! has its section.
+//!
+//! Two-factor sign-in: when the password is right and the operator has TOTP on, core answers
+//! with a short-lived challenge instead of a session, and the page asks for a code. The
+//! challenge is a bearer secret (five minutes): it travels only in a hidden field of the
+//! same-origin code form (with the sign-in token), never in a URL or a cookie. A few wrong codes
+//! end the challenge, so it cannot be used to try every code.
 
 use crate::i18n::Locale;
 use crate::pages::see_other;
@@ -18,9 +22,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
+use ciclo_core::mfa::{LoginStep, CHALLENGE_MINUTES};
 use ciclo_core::CoreError;
 use ciclo_domain::ids::WorkspaceId;
+use ciclo_domain::Timestamp;
 use minijinja::context;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 const LOGIN_COOKIE: &str = "ciclo_login";
 
@@ -40,10 +48,54 @@ fn local_or_home(next: &str) -> String {
     }
 }
 
+/// Wrong codes a sign-in challenge survives; the next one ends it (back to the password).
+const MAX_CODE_ATTEMPTS: u32 = 5;
+
+/// Wrong codes per live challenge, in this process. Core lets a challenge be tried until it
+/// expires; this keeps guessing to a handful of codes per password check.
+fn failed_codes() -> &'static Mutex<HashMap<String, (u32, Timestamp)>> {
+    static FAILED: OnceLock<Mutex<HashMap<String, (u32, Timestamp)>>> = OnceLock::new();
+    FAILED.get_or_init(Mutex::default)
+}
+
+/// Counts a wrong code for `challenge`; whether the challenge has now used up its attempts.
+fn count_wrong_code(challenge: &str, now: Timestamp) -> bool {
+    let mut failed = failed_codes().lock().unwrap_or_else(|e| e.into_inner());
+    let horizon = now - chrono::Duration::minutes(CHALLENGE_MINUTES);
+    failed.retain(|_, (_, first)| *first > horizon);
+    let entry = failed.entry(challenge.to_string()).or_insert((0, now));
+    entry.0 += 1;
+    entry.0 >= MAX_CODE_ATTEMPTS
+}
+
+fn forget_wrong_codes(challenge: &str) {
+    failed_codes()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(challenge);
+}
+
 struct LoginForm<'a> {
     next: &'a str,
     email: &'a str,
+    /// A problem with the password step (`login.errors.*`).
     error: Option<&'static str>,
+    /// Why the visitor is back at the password step (`login.code.errors.*`).
+    restart: Option<&'static str>,
+    /// The second step: the challenge and a problem with the code (`login.code.errors.*`).
+    second_factor: Option<(&'a str, Option<&'static str>)>,
+}
+
+impl<'a> LoginForm<'a> {
+    fn password(next: &'a str, email: &'a str, error: Option<&'static str>) -> Self {
+        LoginForm {
+            next,
+            email,
+            error,
+            restart: None,
+            second_factor: None,
+        }
+    }
 }
 
 fn render_login(
@@ -61,6 +113,9 @@ fn render_login(
         next => form.next,
         email => form.email,
         error => form.error,
+        restart => form.restart,
+        challenge => form.second_factor.map(|(challenge, _)| challenge),
+        code_error => form.second_factor.and_then(|(_, error)| error),
         login_token => token.as_str(),
         here => format!("/login?next={}", urlencoding::encode(form.next)),
     };
@@ -80,20 +135,30 @@ pub(crate) async fn login_page(
     uri: Uri,
 ) -> Result<Response, WebError> {
     let next = query_param(&uri.to_string(), "next").unwrap_or_else(|| "/".into());
-    render_login(
-        &state,
-        &visitor,
-        LoginForm {
-            next: &local_or_home(&next),
-            email: "",
-            error: None,
-        },
-        StatusCode::OK,
-    )
+    let next = local_or_home(&next);
+    let form = LoginForm::password(&next, "", None);
+    render_login(&state, &visitor, form, StatusCode::OK)
 }
 
-/// `POST /login`: checks the password, sets the session cookie, goes where the operator was
-/// headed.
+/// Whether the form carries the sign-in token of its login cookie (double submit).
+fn login_token_ok(headers: &HeaderMap, form: &FormData) -> bool {
+    let expected = cookie(headers, LOGIN_COOKIE).unwrap_or_default();
+    let sent = form.get("login_token").unwrap_or_default();
+    !expected.is_empty() && constant_time_eq(expected.as_bytes(), sent.as_bytes())
+}
+
+/// Signed in: the session cookie, the sign-in cookie cleared, on to `next`.
+fn signed_in(state: &WebState, token: &str, next: &str) -> Response {
+    let mut response = see_other(next);
+    let secure = state.options.secure_cookies;
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, session_set_cookie(token, secure));
+    headers.append(header::SET_COOKIE, login_cookie("", secure));
+    response
+}
+
+/// `POST /login`: checks the password; sets the session cookie and goes where the operator was
+/// headed, or asks for the second factor.
 pub(crate) async fn login(
     State(state): State<WebState>,
     visitor: Visitor,
@@ -103,44 +168,94 @@ pub(crate) async fn login(
     let form = FormData::parse(&body);
     let next = local_or_home(form.get("next").unwrap_or("/"));
     let email = form.text("email");
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    let sent = form.get("login_token").unwrap_or_default();
-    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), sent.as_bytes()) {
-        let form = LoginForm {
-            next: &next,
-            email: &email,
-            error: Some("expired"),
-        };
+    if !login_token_ok(&headers, &form) {
+        let form = LoginForm::password(&next, &email, Some("expired"));
         return render_login(&state, &visitor, form, StatusCode::FORBIDDEN);
     }
     if email.is_empty() || form.get("password").unwrap_or_default().is_empty() {
-        let form = LoginForm {
-            next: &next,
-            email: &email,
-            error: Some("missing"),
-        };
+        let form = LoginForm::password(&next, &email, Some("missing"));
         return render_login(&state, &visitor, form, StatusCode::UNPROCESSABLE_ENTITY);
     }
     let ciclo = state.ciclo.clone();
     let password = form.get("password").unwrap_or_default().to_string();
     let login_email = email.clone();
-    let outcome = blocking(move || ciclo.login(&login_email, &password, None)).await?;
+    let outcome = blocking(move || ciclo.login_start(&login_email, &password, None)).await?;
     match outcome {
-        Ok((token, _session)) => {
-            let mut response = see_other(&next);
-            let secure = state.options.secure_cookies;
-            let headers = response.headers_mut();
-            headers.append(header::SET_COOKIE, session_set_cookie(&token, secure));
-            headers.append(header::SET_COOKIE, login_cookie("", secure));
-            Ok(response)
+        Ok(LoginStep::Done(token, _session)) => Ok(signed_in(&state, &token, &next)),
+        Ok(LoginStep::SecondFactor { challenge }) => {
+            let form = LoginForm {
+                second_factor: Some((&challenge, None)),
+                ..LoginForm::password(&next, &email, None)
+            };
+            render_login(&state, &visitor, form, StatusCode::OK)
         }
         Err(CoreError::Unauthorized) => {
-            let form = LoginForm {
-                next: &next,
-                email: &email,
-                error: Some("wrong"),
-            };
+            let form = LoginForm::password(&next, &email, Some("wrong"));
             render_login(&state, &visitor, form, StatusCode::UNAUTHORIZED)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `POST /login/code`: the second step. Trades the challenge and a code from the authenticator
+/// app (or a recovery code) for the session; a wrong code shows the step again with the error,
+/// an expired or used-up challenge goes back to the password.
+pub(crate) async fn login_code(
+    State(state): State<WebState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let form = FormData::parse(&body);
+    let next = local_or_home(form.get("next").unwrap_or("/"));
+    let email = form.text("email");
+    let challenge = form.text("challenge");
+    let code = form.text("code");
+    let restart = |reason: &'static str, status: StatusCode| {
+        let form = LoginForm {
+            restart: Some(reason),
+            ..LoginForm::password(&next, &email, None)
+        };
+        render_login(&state, &visitor, form, status)
+    };
+    if !login_token_ok(&headers, &form) {
+        let form = LoginForm::password(&next, &email, Some("expired"));
+        return render_login(&state, &visitor, form, StatusCode::FORBIDDEN);
+    }
+    if challenge.is_empty() {
+        return restart("expired", StatusCode::UNAUTHORIZED);
+    }
+    let ask_again = |error: &'static str, status: StatusCode| {
+        let form = LoginForm {
+            second_factor: Some((&challenge, Some(error))),
+            ..LoginForm::password(&next, &email, None)
+        };
+        render_login(&state, &visitor, form, status)
+    };
+    if code.is_empty() {
+        return ask_again("missing", StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let ciclo = state.ciclo.clone();
+    let sent = challenge.clone();
+    let outcome = blocking(move || ciclo.login_complete(&sent, &code)).await?;
+    match outcome {
+        Ok((token, _session)) => {
+            forget_wrong_codes(&challenge);
+            Ok(signed_in(&state, &token, &next))
+        }
+        Err(CoreError::Invalid(_)) => {
+            if !count_wrong_code(&challenge, state.ciclo.clock.now()) {
+                return ask_again("wrong", StatusCode::UNAUTHORIZED);
+            }
+            forget_wrong_codes(&challenge);
+            let ciclo = state.ciclo.clone();
+            let ended = challenge.clone();
+            blocking(move || ciclo.logout(&ended)).await??;
+            restart("too_many", StatusCode::UNAUTHORIZED)
+        }
+        Err(CoreError::Unauthorized) => {
+            forget_wrong_codes(&challenge);
+            restart("expired", StatusCode::UNAUTHORIZED)
         }
         Err(other) => Err(other.into()),
     }

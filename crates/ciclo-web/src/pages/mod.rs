@@ -3,6 +3,7 @@
 //! renders a template; forms post back, are checked for the session's CSRF token, and answer
 //! with a redirect (success) or the same page with the errors next to the fields (422).
 
+pub(crate) mod analytics;
 pub(crate) mod auth;
 pub(crate) mod customer;
 pub(crate) mod customers;

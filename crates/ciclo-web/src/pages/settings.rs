@@ -1,18 +1,25 @@
-//! Settings: the operator's own language, two-factor sign-in (reserved), the workspace (name,
-//! locale, time zone, currency), operators and their roles, and secret API keys.
+//! Settings: the operator's own language and two-factor sign-in, the workspace (name, locale,
+//! time zone, currency), operators and their roles, and secret API keys.
 //!
 //! Sections an operator's role cannot change are shown read-only or not at all; core checks
 //! every permission again. A new API key's secret is shown once, in the answer to the form
 //! that created it (never stored in a cookie or URL), with a copy button.
+//!
+//! Two-factor sign-in (TOTP) is the operator's own, whatever the role: "set up" starts an
+//! enrolment and shows its QR code and key (`?two_factor=setup`, the key itself never in the
+//! URL), a first code turns it on and answers with the ten recovery codes, shown that once; a
+//! current code or a recovery code turns it off.
 
+use crate::i18n::{fill, Locale};
 use crate::pages::{field_messages, form_errors, see_other};
-use crate::render;
+use crate::render::{self, query_param};
 use crate::session::{blocking, core, Console, ErrorPage, FormData, WebError};
 use crate::WebState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use ciclo_core::mfa::TotpStatus;
 use ciclo_core::CoreError;
 use ciclo_domain::ids::{ApiKeyId, OperatorId};
 use ciclo_domain::operator::{Permission, Role};
@@ -53,6 +60,85 @@ struct Extras {
     invite_form: Option<BTreeMap<&'static str, String>>,
     key_errors: Vec<FieldError>,
     new_key: Option<(String, String)>,
+    two_factor: TwoFactorForm,
+}
+
+/// What a two-factor form sends back to the settings page.
+#[derive(Default)]
+struct TwoFactorForm {
+    /// Show the enrolment in progress (QR code, key, code field).
+    setup: bool,
+    /// The problem with the code sent (`two_factor.errors.*`), and which form sent it.
+    error: Option<(&'static str, &'static str)>,
+    /// The recovery codes, right after turning it on: shown this once.
+    recovery_codes: Vec<String>,
+    /// Just turned off.
+    turned_off: bool,
+}
+
+/// The base32 key in groups of four, easier to type into an app by hand.
+fn grouped(secret: &str) -> String {
+    secret
+        .as_bytes()
+        .chunks(4)
+        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The two-factor section's values. The QR code is core's SVG, generated from our own data, so
+/// the template embeds it as is (without the XML declaration, meaningless inside HTML).
+fn two_factor_values(
+    status: Option<TotpStatus>,
+    form: TwoFactorForm,
+    locale: Locale,
+    email: &str,
+) -> Value {
+    let (state, since, codes_left, enrolment) = match status {
+        None => ("unavailable", None, 0, None),
+        Some(TotpStatus::Off) => ("off", None, 0, None),
+        Some(TotpStatus::Pending(enrolment)) => ("off", None, 0, Some(enrolment)),
+        Some(TotpStatus::On {
+            since,
+            recovery_codes_left,
+        }) => ("on", Some(since.to_rfc3339()), recovery_codes_left, None),
+    };
+    let enrolment = enrolment.filter(|_| form.setup).map(|e| {
+        let svg = e.qr_svg.find("<svg").map_or("", |at| &e.qr_svg[at..]);
+        let groups = grouped(&e.secret);
+        let words: Vec<&str> = groups.split(' ').collect();
+        // Two halves that each stay on one line: the key breaks in the middle or not at all.
+        let halves: Vec<String> = words
+            .chunks(words.len().div_ceil(2).max(1))
+            .map(|h| h.join(" "))
+            .collect();
+        context! {
+            secret_halves => halves,
+            qr_svg => svg,
+        }
+    });
+    let recovery_download = (!form.recovery_codes.is_empty()).then(|| {
+        let heading = fill(
+            &locale.text("two_factor.file_heading"),
+            &[("email", email.to_string())],
+        );
+        let text = format!("{heading}\n\n{}\n", form.recovery_codes.join("\n"));
+        format!(
+            "data:text/plain;charset=utf-8,{}",
+            urlencoding::encode(&text)
+        )
+    });
+    context! {
+        state => state,
+        since => since,
+        codes_left => codes_left,
+        enrolment => enrolment,
+        error => form.error.map(|(_, key)| key),
+        error_form => form.error.map(|(which, _)| which),
+        recovery_codes => form.recovery_codes,
+        recovery_download => recovery_download,
+        turned_off => form.turned_off,
+    }
 }
 
 async fn render_settings(
@@ -64,17 +150,27 @@ async fn render_settings(
     let ciclo = state.ciclo.clone();
     let actor = console.actor.clone();
     let can_manage = console.can(Permission::ManageWorkspace);
-    let (operators, keys) = core(move || {
+    let (operators, keys, totp) = core(move || {
         let operators = ciclo.list_operators(&actor)?;
         let keys = if can_manage {
             ciclo.list_api_keys(&actor)?
         } else {
             Vec::new()
         };
-        Ok((operators, keys))
+        // Only operators signed in with a password have a second factor.
+        let totp = match actor.operator_id {
+            Some(_) => Some(ciclo.totp_status(&actor)?),
+            None => None,
+        };
+        Ok((operators, keys, totp))
     })
     .await?;
     let me = console.actor.operator_id.clone();
+    let my_email = operators
+        .iter()
+        .find(|(op, _)| me.as_ref() == Some(&op.id))
+        .map(|(op, _)| op.email.clone())
+        .unwrap_or_default();
     let operators: Vec<Value> = operators
         .iter()
         .map(|(op, role)| {
@@ -117,6 +213,7 @@ async fn render_settings(
         invite_errors => field_messages(locale, &extras.invite_errors),
         key_errors => field_messages(locale, &extras.key_errors),
         new_key => extras.new_key.map(|(name, secret)| context! { name => name, secret => secret }),
+        two_factor => two_factor_values(totp, extras.two_factor, locale, &my_email),
         operators => operators,
         api_keys => Value::from_serialize(&keys),
         roles => ROLES,
@@ -135,12 +232,22 @@ async fn render_settings(
     )
 }
 
-/// `GET /settings`.
+/// `GET /settings` (`?two_factor=setup` shows the two-factor enrolment in progress,
+/// `?two_factor=off` says it was just turned off).
 pub(crate) async fn page(
     State(state): State<WebState>,
     console: Console,
 ) -> Result<Response, WebError> {
-    render_settings(&state, &console, Extras::default(), StatusCode::OK).await
+    let flag = query_param(&console.here, "two_factor");
+    let extras = Extras {
+        two_factor: TwoFactorForm {
+            setup: flag.as_deref() == Some("setup"),
+            turned_off: flag.as_deref() == Some("off"),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    render_settings(&state, &console, extras, StatusCode::OK).await
 }
 
 fn invalid_or_page(error: CoreError) -> Result<Vec<FieldError>, WebError> {
@@ -329,4 +436,103 @@ pub(crate) async fn revoke_api_key(
     let actor = console.actor.clone();
     core(move || ciclo.revoke_api_key(&actor, &key)).await?;
     Ok(see_other("/settings?notice=key_revoked#api-keys"))
+}
+
+/// The message key for a two-factor code that was refused, or the error page.
+fn code_error(error: CoreError) -> Result<&'static str, WebError> {
+    match form_errors(&error).as_deref() {
+        Some([e, ..]) if e.code == "invalid_totp_code" => Ok("invalid_totp_code"),
+        Some([e, ..]) if e.code == "totp_already_enabled" => Ok("totp_already_enabled"),
+        Some([e, ..]) if e.code == "totp_not_started" => Ok("totp_not_started"),
+        Some(_) => Ok("invalid_totp_code"),
+        None => Err(error.into()),
+    }
+}
+
+/// `POST /settings/two-factor/setup`: starts (or starts over) the enrolment, then shows it.
+pub(crate) async fn begin_two_factor(
+    State(state): State<WebState>,
+    console: Console,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    console.form(&body)?;
+    let ciclo = state.ciclo.clone();
+    let actor = console.actor.clone();
+    match blocking(move || ciclo.begin_totp(&actor)).await? {
+        Ok(_) => Ok(see_other("/settings?two_factor=setup#two-factor")),
+        // Already on (a second click, another tab): the section says so.
+        Err(CoreError::Conflict(_)) => Ok(see_other("/settings#two-factor")),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `POST /settings/two-factor/confirm`: a first code from the app turns it on; the answer shows
+/// the recovery codes, once.
+pub(crate) async fn confirm_two_factor(
+    State(state): State<WebState>,
+    console: Console,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let form = console.form(&body)?;
+    let code = form.text("code");
+    let refused = if code.is_empty() {
+        "missing"
+    } else {
+        let ciclo = state.ciclo.clone();
+        let actor = console.actor.clone();
+        match blocking(move || ciclo.confirm_totp(&actor, &code)).await? {
+            Ok(recovery_codes) => {
+                let extras = Extras {
+                    two_factor: TwoFactorForm {
+                        recovery_codes,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                return render_settings(&state, &console, extras, StatusCode::OK).await;
+            }
+            Err(error) => match code_error(error)? {
+                // Sent twice (a reload): it is on, the section says so.
+                "totp_already_enabled" => return Ok(see_other("/settings#two-factor")),
+                refused => refused,
+            },
+        }
+    };
+    let extras = Extras {
+        two_factor: TwoFactorForm {
+            setup: true,
+            error: Some(("confirm", refused)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    render_settings(&state, &console, extras, StatusCode::UNPROCESSABLE_ENTITY).await
+}
+
+/// `POST /settings/two-factor/disable`: turns it off with a current code or a recovery code.
+pub(crate) async fn disable_two_factor(
+    State(state): State<WebState>,
+    console: Console,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let form = console.form(&body)?;
+    let code = form.text("code");
+    let refused = if code.is_empty() {
+        "missing"
+    } else {
+        let ciclo = state.ciclo.clone();
+        let actor = console.actor.clone();
+        match blocking(move || ciclo.disable_totp(&actor, &code)).await? {
+            Ok(()) => return Ok(see_other("/settings?two_factor=off#two-factor")),
+            Err(error) => code_error(error)?,
+        }
+    };
+    let extras = Extras {
+        two_factor: TwoFactorForm {
+            error: Some(("disable", refused)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    render_settings(&state, &console, extras, StatusCode::UNPROCESSABLE_ENTITY).await
 }

@@ -3,12 +3,14 @@
 //! database and driven in-process like a browser would (cookies kept, CSRF tokens read from the
 //! forms). The browser tests in `e2e/` drive the same pages in headless Chromium.
 
+mod analytics;
 mod charts;
 mod csrf;
 mod flows;
 mod format;
 mod i18n;
 mod roles;
+mod two_factor;
 
 use axum::body::{to_bytes, Body};
 use axum::http::{header, Request, StatusCode};
