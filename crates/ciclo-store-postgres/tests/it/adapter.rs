@@ -9,6 +9,7 @@ use ciclo_domain::event::{Event, EventType};
 use ciclo_domain::identity::{Identity, IdentityKey, IdentityKind};
 use ciclo_domain::ids::*;
 use ciclo_domain::operator::{Operator, Workspace};
+use ciclo_domain::order::{Order, OrderItem};
 use ciclo_domain::{DateTime, Timestamp};
 use ciclo_store::{read, write, CustomerQuery, CustomerSort, Store, StoreError, TimelineQuery};
 use ciclo_store_postgres::{PostgresStore, LATEST_VERSION};
@@ -505,6 +506,104 @@ fn bulk_customer_writes_keep_search_and_sort_columns() {
         matches!(result, Err(StoreError::NotFound)),
         "a missing profile in a bulk update is NotFound, got {result:?}"
     );
+}
+
+/// A write transaction sends back only the half of a profile it changed (the activity row, the
+/// `customers` row, or nothing), so a concurrent change to the other half survives instead of
+/// being overwritten with the stale copy read before it.
+#[test]
+fn writing_back_a_profile_leaves_alone_what_this_transaction_did_not_change() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let (ws, profiles) = setup(&store, 2);
+    let (seen, untouched) = (&profiles[0], &profiles[1]);
+    write(&store, |tx| {
+        let mut mine = tx.get_customers(&ws, &[seen.id.clone(), untouched.id.clone()])?;
+        // Another transaction renames the first and records activity on the second, and
+        // commits while this one holds its copies.
+        write(&store, |other| {
+            let mut renamed = seen.clone();
+            renamed.name = Some("Renamed elsewhere".into());
+            let mut active = untouched.clone();
+            active.last_seen_at = at(9_000);
+            other.update_customers(&[renamed, active])
+        })?;
+        mine[0].seen_at(at(5_000));
+        tx.update_customers(&mine)
+    })
+    .expect("write");
+    let stored = read(&store, |tx| {
+        tx.get_customers(&ws, &[seen.id.clone(), untouched.id.clone()])
+    })
+    .expect("read");
+    assert_eq!(stored[0].name.as_deref(), Some("Renamed elsewhere"));
+    assert_eq!(stored[0].last_seen_at, at(5_000));
+    assert_eq!(stored[1].last_seen_at, at(9_000));
+    assert_eq!(
+        read(&store, |tx| {
+            let q = CustomerQuery {
+                search: Some("renamed".into()),
+                limit: 10,
+                ..Default::default()
+            };
+            tx.list_customers(&ws, &q)
+        })
+        .expect("search")
+        .len(),
+        1,
+        "the search column followed the rename"
+    );
+}
+
+/// The bulk order insert behaves like `insert_order` called in turn: a repeated external id
+/// (in the same call or stored before) is not inserted, and items go in with their order only.
+#[test]
+fn bulk_orders_keep_the_first_of_each_external_id() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let (ws, profiles) = setup(&store, 1);
+    let order = |n: u64, external_id: &str, items: usize| Order {
+        id: OrderId::generate(BASE_MS + n, u128::from(n)),
+        workspace_id: ws.clone(),
+        customer_id: profiles[0].id.clone(),
+        external_id: external_id.into(),
+        total_minor: 1_000 * n as i64,
+        currency: "BRL".into(),
+        placed_at: at(n as i64),
+        source: "track".into(),
+        event_id: None,
+        items: (0..items)
+            .map(|i| OrderItem {
+                product_id: Some(format!("p-{n}-{i}")),
+                sku: None,
+                name: Some(format!("Item {i}")),
+                category: None,
+                price_minor: 100 * i as i64,
+                quantity: 1,
+            })
+            .collect(),
+    };
+    let first = order(1, "E-1", 2);
+    let inserted = write(&store, |tx| {
+        tx.insert_orders(&[first.clone(), order(2, "E-1", 3), order(3, "E-2", 0)])
+    })
+    .expect("insert");
+    assert_eq!(inserted, vec![true, false, true]);
+    let again = write(&store, |tx| {
+        tx.insert_orders(&[order(4, "E-2", 1), order(5, "E-3", 1)])
+    })
+    .expect("insert again");
+    assert_eq!(again, vec![false, true]);
+    let stored = read(&store, |tx| {
+        tx.orders_of(&ws, &[profiles[0].id.clone()], 10)
+    })
+    .expect("orders");
+    let by_external: Vec<(&str, usize)> = stored
+        .iter()
+        .map(|o| (o.external_id.as_str(), o.items.len()))
+        .collect();
+    assert_eq!(by_external, vec![("E-3", 1), ("E-2", 0), ("E-1", 2)]);
+    assert_eq!(stored[2], first, "the first E-1 went in, items in order");
 }
 
 /// The plans behind the profile list, on enough rows for the planner to care: every sort walks
