@@ -27,12 +27,15 @@ use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-/// The writer checkpoints itself once the WAL is this long (4 KiB pages: 64 MiB). A long WAL lets
-/// a page that many transactions changed (ingestion dirties index pages at random) be copied
-/// once.
-pub(crate) const WAL_LIMIT_PAGES: i32 = 16_384;
-/// The background thread is woken each time this many pages were added to the WAL.
-pub(crate) const NUDGE_PAGES: i32 = 4_096;
+/// The writer checkpoints itself once the WAL is this long (4 KiB pages: 128 MiB). A long WAL
+/// lets a page that many transactions changed (ingestion dirties index pages at random) be copied
+/// once: measured on `ciclo bench ingest`, 64 MiB wrote 15% more to disk, 256 MiB 10% less, at
+/// the same throughput.
+pub(crate) const WAL_LIMIT_PAGES: i32 = 32_768;
+/// The background thread is woken each time this many pages were added to the WAL: often
+/// enough that little is left for the writer to copy, seldom enough that a page changed by
+/// consecutive transactions is copied once.
+pub(crate) const NUDGE_PAGES: i32 = 8_192;
 
 thread_local! {
     /// The WAL length SQLite reported at the last commit made on this thread.

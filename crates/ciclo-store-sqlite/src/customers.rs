@@ -619,7 +619,7 @@ pub(crate) fn get_customer(
     id: &CustomerId,
 ) -> StoreResult<Option<Customer>> {
     if let Some(KnownCustomer { row: Some(row), .. }) = known.customer(ws, id) {
-        return Ok(Some(row.clone()));
+        return Ok(Some(Customer::clone(row)));
     }
     conn.prepare_cached(&format!(
         "SELECT {CUSTOMER_COLUMNS}, c.seq FROM customers c WHERE c.workspace_id = ?1 AND c.id = ?2"

@@ -3,6 +3,10 @@
 //! Ingestion is the hottest path (the target is 50,000 events/s), so an event is one execution
 //! of a cached INSERT inside the caller's transaction, with `ON CONFLICT DO NOTHING` on the
 //! message id: the changed-row count says whether it was new, without a lookup first.
+//!
+//! Events refer to their workspace and profile by integer seq (see `0001_init.sql`): the profile's
+//! seq comes from what the writer knows (`known.rs`), as ingestion has just read or written every
+//! profile it stores events for, and a timeline maps the profiles' ids to seqs and back.
 
 use crate::codec::{get_json, get_parsed, get_ts, json_strings, micros};
 use crate::customers::{customer_seqs, known_workspace_seq};
@@ -12,9 +16,8 @@ use ciclo_domain::event::{Event, EventType};
 use ciclo_domain::ids::{CustomerId, EventId, WorkspaceId};
 use ciclo_store::{StoreError, StoreResult, TimelineQuery};
 use rusqlite::types::{ToSql, ToSqlOutput, Type, ValueRef};
-use rusqlite::{params, Connection, OptionalExtension, Row, Statement};
+use rusqlite::{params, Connection, Row};
 use std::collections::{HashMap, HashSet};
-use std::sync::LazyLock;
 
 /// Up to this many profiles, a timeline reads each profile's newest events through the index
 /// and merges them (`limit` rows per profile at most); beyond it, one scan over all of them.
@@ -137,101 +140,40 @@ pub(crate) fn insert_events(
         };
         seqs.push((ws_seq, customer_seq));
     }
-    let mut json = (JsonText(Vec::new()), JsonText(Vec::new()));
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO events (workspace_seq, customer_seq, id, message_id, event_type, name, channel,
+                 source, user_id, anonymous_id, properties, context, timestamp, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT (workspace_seq, message_id) DO NOTHING",
+        )
+        .db()?;
+    // One row per execution: a multi-row INSERT measured no faster, as SQLite then keeps a
+    // statement journal (a later row could fail and undo the earlier ones).
+    let (mut properties, mut context) = (JsonText(Vec::new()), JsonText(Vec::new()));
     let mut inserted = Vec::with_capacity(events.len());
-    let mut many = conn.prepare_cached(&INSERT_MANY_EVENTS).db()?;
-    let mut one = conn.prepare_cached(&INSERT_ONE_EVENT).db()?;
-    let mut chunks = events.chunks_exact(EVENTS_PER_INSERT);
-    let mut at = 0;
-    for chunk in chunks.by_ref() {
-        for (row, e) in chunk.iter().enumerate() {
-            bind_event(&mut many, row * EVENT_PARAMS, e, seqs[at + row], &mut json)?;
-        }
-        if many.raw_execute().db()? == chunk.len() {
-            inserted.extend(std::iter::repeat_n(true, chunk.len()));
-        } else {
-            // Some message ids were stored already: which ones is told by the stored rows.
-            for (row, e) in chunk.iter().enumerate() {
-                inserted.push(stored_as(conn, seqs[at + row].0, e)?);
-            }
-        }
-        at += chunk.len();
-    }
-    for e in chunks.remainder() {
-        bind_event(&mut one, 0, e, seqs[at], &mut json)?;
-        inserted.push(one.raw_execute().db()? == 1);
-        at += 1;
+    for (e, (ws_seq, customer_seq)) in events.iter().zip(seqs) {
+        let changed = stmt
+            .execute(params![
+                ws_seq,
+                customer_seq,
+                e.id.as_str(),
+                e.message_id,
+                e.event_type.as_str(),
+                e.name,
+                e.channel,
+                e.source,
+                e.user_id,
+                e.anonymous_id,
+                properties.encode(&e.properties)?,
+                context.encode(&e.context)?,
+                micros(&e.timestamp),
+                micros(&e.received_at)
+            ])
+            .db()?;
+        inserted.push(changed == 1);
     }
     Ok(inserted)
-}
-
-/// Rows per execution of the multi-row INSERT: one execution opens the table and its indexes
-/// once for all of them.
-const EVENTS_PER_INSERT: usize = 32;
-const EVENT_PARAMS: usize = 14;
-
-fn insert_events_sql(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|row| {
-            let params: Vec<String> = (1..=EVENT_PARAMS)
-                .map(|p| format!("?{}", row * EVENT_PARAMS + p))
-                .collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
-    format!(
-        "INSERT INTO events (workspace_seq, customer_seq, id, message_id, event_type, name, channel,
-             source, user_id, anonymous_id, properties, context, timestamp, received_at)
-         VALUES {}
-         ON CONFLICT (workspace_seq, message_id) DO NOTHING",
-        values.join(", ")
-    )
-}
-
-static INSERT_MANY_EVENTS: LazyLock<String> =
-    LazyLock::new(|| insert_events_sql(EVENTS_PER_INSERT));
-static INSERT_ONE_EVENT: LazyLock<String> = LazyLock::new(|| insert_events_sql(1));
-
-/// Binds the parameters of one event, the ones after `offset`.
-fn bind_event(
-    stmt: &mut Statement<'_>,
-    offset: usize,
-    e: &Event,
-    (ws_seq, customer_seq): (i64, i64),
-    (properties, context): &mut (JsonText, JsonText),
-) -> StoreResult<()> {
-    // Text is copied by SQLite as it is bound, so the JSON buffers can be reused at once.
-    let params: [&dyn ToSql; EVENT_PARAMS] = [
-        &ws_seq,
-        &customer_seq,
-        &e.id.as_str(),
-        &e.message_id,
-        &e.event_type.as_str(),
-        &e.name,
-        &e.channel,
-        &e.source,
-        &e.user_id,
-        &e.anonymous_id,
-        properties.encode(&e.properties)?,
-        context.encode(&e.context)?,
-        &micros(&e.timestamp),
-        &micros(&e.received_at),
-    ];
-    for (i, param) in params.iter().enumerate() {
-        stmt.raw_bind_parameter(offset + i + 1, param).db()?;
-    }
-    Ok(())
-}
-
-/// Whether `e` is the event stored under its message id (rather than one stored before it).
-fn stored_as(conn: &Connection, ws_seq: i64, e: &Event) -> StoreResult<bool> {
-    let id: Option<String> = conn
-        .prepare_cached("SELECT id FROM events WHERE workspace_seq = ?1 AND message_id = ?2")
-        .db()?
-        .query_row(params![ws_seq, e.message_id], |row| row.get(0))
-        .optional()
-        .db()?;
-    Ok(id.as_deref() == Some(e.id.as_str()))
 }
 
 /// An event must name a stored profile: the rule a foreign key states in the other tables,

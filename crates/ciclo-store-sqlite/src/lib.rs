@@ -11,8 +11,14 @@
 //!   upgrade it (which could only happen against another process, such as `ciclo import` next
 //!   to `ciclo serve`).
 //! * **Group commit** (see `writer.rs`): writes that queue up while one runs share its
-//!   transaction, each in a savepoint, and one fsync'd COMMIT; each still returns only once its
-//!   work is durable.
+//!   transaction, each after the first in a savepoint, and one fsync'd COMMIT; each still
+//!   returns only once its work is durable.
+//! * **The writer remembers rows** (see `known.rs`): profiles and identities it read or wrote
+//!   stay known from one transaction to the next (until another connection commits), so that
+//!   ingestion reads them without a query and writes back only the columns that changed.
+//! * **Checkpoints in the background** (see `checkpoint.rs`): a thread with its own connection
+//!   copies the WAL into the database file while the writer goes on; the WAL is allowed to
+//!   grow to 128 MiB so that pages changed by many transactions are copied once.
 //! * **A small pool of reader connections**: each `read` is a deferred transaction on one of
 //!   them, that is one consistent snapshot. Readers are `query_only`, so a write method called
 //!   inside `read` fails instead of writing.
@@ -21,16 +27,19 @@
 //!
 //! Storage conventions (see `migrations/0001_init.sql`): timestamps are INTEGER unix
 //! microseconds, so values round-trip at microsecond precision (like PostgreSQL's); money is
-//! INTEGER minor units; lists and maps are JSON text.
+//! INTEGER minor units; lists and maps are JSON text. Events (and the derived search tables)
+//! refer to their workspace and profile by the integer `seq` of those rows rather than by their
+//! text ids, which keeps the hottest indexes small; ids stay the public API, mapped in here.
 //!
 //! Customer lists and search stay fast at a million profiles through derived tables and one
 //! index per sort, and a choice between two plans made per query: see `customers.rs` and
 //! `search.rs`. [`SqliteStore::explain_list_customers`] shows the plan a query gets.
 //!
-//! Codemap: `writer.rs` (write transactions, group commit), `migrations.rs`, `tx.rs` (the [`Tx`]
-//! methods, delegating to) `accounts.rs`, `customers.rs`, `identity.rs`, `events.rs`,
-//! `orders.rs`, `imports.rs`; `search.rs` (terms and folding), `codec.rs` (column encodings),
-//! `error.rs` (SQLite errors to [`StoreError`]).
+//! Codemap: `writer.rs` (write transactions, group commit), `known.rs` (the writer's rows from
+//! one transaction to the next), `checkpoint.rs` (background checkpoints), `migrations.rs`,
+//! `tx.rs` (the [`Tx`] methods, delegating to) `accounts.rs`, `mfa.rs`, `customers.rs`,
+//! `identity.rs`, `events.rs`, `orders.rs`, `imports.rs`; `search.rs` (terms and folding),
+//! `codec.rs` (column encodings), `error.rs` (SQLite errors to [`StoreError`]).
 
 mod accounts;
 mod checkpoint;
@@ -65,9 +74,9 @@ const IDLE_READERS: usize = 8;
 /// Prepared statements cached per connection. List queries are assembled from their filters, so
 /// there are a few hundred distinct statements at most.
 const STATEMENT_CACHE: usize = 256;
-/// The WAL file is truncated to this size when it starts over (it grows to about the
-/// checkpoint limit of `checkpoint.rs` under load).
-const WAL_SIZE_LIMIT: i64 = 80 * 1024 * 1024;
+/// The WAL file is truncated to this size when it starts over: a little more than the length at
+/// which the writer checkpoints (`checkpoint.rs`), so that a busy WAL is not shrunk and regrown.
+const WAL_SIZE_LIMIT: i64 = 160 * 1024 * 1024;
 /// Page cache per connection, in KiB (negative `cache_size` means KiB in SQLite).
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
 const READER_CACHE_KIB: i64 = 8 * 1024;

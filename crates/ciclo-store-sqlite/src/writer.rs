@@ -10,14 +10,21 @@
 //! acknowledged still means durable.
 //!
 //! Each closure but the group's first runs inside its own SAVEPOINT, so a failing closure undoes
-//! only its own writes and the group goes on (the first one needs none: when it fails, the group
-//! has no other member and the whole transaction is rolled back). When the group's COMMIT fails (a deferred foreign key broken by one of
-//! its members, a full disk), every member gets [`StoreError::Retry`] and runs again alone, so
-//! the one at fault gets the real error and the others commit. A closure that panics rolls the
-//! whole group back (its members retry) and the panic goes on to its caller.
+//! only its own writes and the group goes on (the first needs none: when it fails, the group has
+//! no other member and the whole transaction is rolled back, which spares SQLite journalling
+//! every page it changes; ingestion, one write at a time, is always first). When the group's
+//! COMMIT fails (a deferred foreign key broken by one of its members, a full disk), every member
+//! gets [`StoreError::Retry`] and runs again alone, so the one at fault gets the real error and
+//! the others commit. A closure that panics rolls the whole group back (its members retry) and
+//! the panic goes on to its caller.
 //!
 //! Writes in a group behave as if run one after the other: a closure sees the writes of the
 //! members before it, which commit together with its own or not at all.
+//!
+//! The writer also keeps the rows it read and wrote from one transaction to the next (`known.rs`):
+//! what each member learnt is merged into that cache when the group commits and dropped when it
+//! does not. And it decides when to checkpoint (`checkpoint.rs`), from the WAL length each
+//! COMMIT reports.
 
 use crate::checkpoint::{self, Checkpointer};
 use crate::error::Db;

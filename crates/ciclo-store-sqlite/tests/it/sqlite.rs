@@ -4,6 +4,7 @@
 use crate::fresh_store;
 use ciclo_domain::customer::Customer;
 use ciclo_domain::event::{Event, EventType};
+use ciclo_domain::identity::{Identity, IdentityKey, IdentityKind};
 use ciclo_domain::ids::{CustomerId, EventId, WorkspaceId};
 use ciclo_domain::operator::Workspace;
 use ciclo_domain::{DateTime, Timestamp};
@@ -667,10 +668,7 @@ fn the_writer_sees_what_another_connection_committed() {
         Some("Ana".into())
     );
     // And the identities it knows: the second store attaches, deletes, attaches elsewhere.
-    let key = ciclo_domain::identity::IdentityKey::new(
-        ciclo_domain::identity::IdentityKind::Email,
-        "ana@x.com",
-    );
+    let key = IdentityKey::new(IdentityKind::Email, "ana@x.com");
     let find = |store: &SqliteStore| {
         write(store, |tx| {
             tx.find_identities(&ws, std::slice::from_ref(&key))
@@ -678,7 +676,7 @@ fn the_writer_sees_what_another_connection_committed() {
         .expect("find")
     };
     assert!(find(&first).is_empty(), "absent at first (and known so)");
-    let identity = ciclo_domain::identity::Identity {
+    let identity = Identity {
         key: key.clone(),
         customer_id: ana.id.clone(),
         source: "api".into(),
@@ -754,8 +752,8 @@ fn rows_read_inside_writes_equal_rows_read_from_the_database() {
 
 #[test]
 fn many_events_in_one_call_say_which_were_stored() {
-    // Events are inserted many rows per statement; a statement that skipped some (message ids
-    // stored before, or repeated in the call) must still say which.
+    // A call that skips some events (message ids stored before, or repeated in the call) says
+    // which, in order, over more events than any batching of rows would take at once.
     let (_dir, store) = fresh_store();
     let ws = setup(&store, 1);
     let ana = customer(&ws, 1, "Ana");
@@ -792,4 +790,69 @@ fn many_events_in_one_call_say_which_were_stored() {
         read(&store, |tx| tx.count_events(&ws)).expect("count"),
         50 + stored
     );
+}
+
+#[test]
+fn concurrent_read_modify_writes_of_one_profile_add_up() {
+    // Writes grouped in one transaction read what the earlier ones wrote; those that fail leave
+    // nothing behind, not even in what the writer remembers of the row.
+    let (_dir, store) = fresh_store();
+    let store = Arc::new(store);
+    let ws = setup(&*store, 1);
+    let ana = customer(&ws, 1, "Ana");
+    write(&*store, |tx| tx.insert_customer(&ana)).expect("insert");
+    let handles: Vec<_> = (0..6u64)
+        .map(|t| {
+            let (store, ws, id) = (Arc::clone(&store), ws.clone(), ana.id.clone());
+            std::thread::spawn(move || {
+                let mut added = 0;
+                for i in 0..30u64 {
+                    let fail = (t + i) % 4 == 0;
+                    let result = write(&*store, |tx| {
+                        let mut c = tx.get_customer(&ws, &id)?.ok_or(StoreError::NotFound)?;
+                        c.stats.orders_count += 1;
+                        c.name = Some(format!("writer {t}"));
+                        tx.update_customer(&c)?;
+                        // Toggles an identifier: what a write sees must be what is stored.
+                        let key = IdentityKey::new(IdentityKind::Email, "ana@x.com");
+                        if tx
+                            .find_identities(&ws, std::slice::from_ref(&key))?
+                            .is_empty()
+                        {
+                            let identity = Identity {
+                                key,
+                                customer_id: id.clone(),
+                                source: "api".into(),
+                                created_at: at(1),
+                            };
+                            if !tx.insert_identity(&ws, &identity)? {
+                                return Err(StoreError::Backend("saw a stale absence".into()));
+                            }
+                        } else {
+                            tx.delete_identity(&ws, &key)?;
+                        }
+                        if fail {
+                            return Err(StoreError::Conflict("on purpose".into()));
+                        }
+                        Ok(())
+                    });
+                    match (fail, result) {
+                        (true, Err(StoreError::Conflict(_))) => {}
+                        (false, Ok(())) => added += 1,
+                        (fail, other) => panic!("failing {fail}: {other:?}"),
+                    }
+                }
+                added
+            })
+        })
+        .collect();
+    let added: i64 = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+    let inside = write(&*store, |tx| tx.get_customer(&ws, &ana.id)).expect("read in a write");
+    assert_eq!(inside.as_ref().map(|c| c.stats.orders_count), Some(added));
+    let key = IdentityKey::new(IdentityKind::Email, "ana@x.com");
+    let attached = read(&*store, |tx| {
+        tx.find_identities(&ws, std::slice::from_ref(&key))
+    });
+    assert_eq!(attached.expect("find").len() as i64, added % 2);
+    assert_eq!(inside, stored_customer(&*store, &ws, &ana.id));
 }
