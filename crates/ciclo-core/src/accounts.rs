@@ -581,3 +581,37 @@ impl Ciclo {
         Ok(ws)
     }
 }
+
+impl Ciclo {
+    /// Saves the signed-in operator's language (`pt-BR` or `en`; none to follow the browser),
+    /// so that it follows them to every device.
+    pub fn set_operator_locale(&self, actor: &Actor, locale: Option<&str>) -> CoreResult<()> {
+        let Some(operator_id) = actor.operator_id.clone() else {
+            return Err(CoreError::invalid(
+                "not_an_operator",
+                "locale",
+                "only a signed-in operator has a language",
+            ));
+        };
+        if let Some(l) = locale {
+            if !["pt-BR", "en"].contains(&l) {
+                return Err(CoreError::invalid(
+                    "invalid_locale",
+                    "locale",
+                    "expected pt-BR or en",
+                ));
+            }
+        }
+        write(&*self.store, |tx| {
+            let mut operator = tx.get_operator(&operator_id)?.ok_or(StoreError::NotFound)?;
+            operator.locale = locale.map(str::to_string);
+            tx.update_operator(&operator)
+        })?;
+        Ok(())
+    }
+
+    /// The operator's saved language, if any.
+    pub fn operator_locale(&self, operator: &OperatorId) -> CoreResult<Option<String>> {
+        Ok(read(&*self.store, |tx| tx.get_operator(operator))?.and_then(|o| o.locale))
+    }
+}

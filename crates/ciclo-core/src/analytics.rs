@@ -619,6 +619,11 @@ fn model_inputs(base: &Base) -> Vec<ModelInput<'_>> {
 }
 
 fn clv_report(base: &Base, horizon_months: u32) -> ClvReport {
+    clv_report_keeping(base, horizon_months, TOP_CUSTOMERS)
+}
+
+/// The report with the `keep` customers of highest value in `top_customers`.
+fn clv_report_keeping(base: &Base, horizon_months: u32, keep: usize) -> ClvReport {
     let inputs = model_inputs(base);
     let summaries: Vec<RfmSummary> = inputs.iter().map(|i| i.summary).collect();
     let spends: Vec<SpendSummary> = inputs
@@ -708,7 +713,7 @@ fn clv_report(base: &Base, horizon_months: u32) -> ClvReport {
             .then(y.expected_purchases.total_cmp(&x.expected_purchases))
             .then_with(|| x.customer.id.cmp(&y.customer.id))
     });
-    predictions.truncate(TOP_CUSTOMERS);
+    predictions.truncate(keep);
     let reliable = sufficiency == DataSufficiency::Sufficient;
     ClvReport {
         horizon_months,
@@ -820,14 +825,19 @@ pub struct FunnelReport {
     /// Customers known at the start and at the end.
     pub customers_at_start: usize,
     pub customers_at_end: usize,
-    /// Every stage (the cycle, then At risk and Lapsed), by the default rules.
+    /// Every stage (the cycle, then At risk and Lapsed), by the workspace's rules.
     pub stages: Vec<StageCount>,
     /// Reach → Acquisition → Nurture → Retention → Loyalty.
     pub steps: Vec<FunnelStep>,
 }
 
-fn funnel_report(base: &Base, from: Timestamp, to: Timestamp) -> FunnelReport {
-    let rules = LifecycleRules::default();
+fn funnel_report(
+    base: &Base,
+    rules: &LifecycleRules,
+    from: Timestamp,
+    to: Timestamp,
+) -> FunnelReport {
+    let rules = rules.clone();
     let mut at_start: BTreeMap<Stage, usize> = BTreeMap::new();
     let mut at_end: BTreeMap<Stage, usize> = BTreeMap::new();
     let steps = CYCLE.len() - 1;
@@ -1055,7 +1065,10 @@ impl Ciclo {
                 "the start of the period must be before its end (and before now)",
             ));
         }
-        Ok(funnel_report(&base, from, to))
+        let rules = read(&*self.store, |tx| {
+            crate::evaluate::lifecycle_rules(tx, &actor.workspace.id)
+        })?;
+        Ok(funnel_report(&base, &rules, from, to))
     }
 }
 
@@ -1112,5 +1125,64 @@ mod tests {
         );
         assert_eq!(furthest_stage(&rules, &stats(2, 10), now), 3);
         assert_eq!(furthest_stage(&rules, &stats(7, 400), now), 4);
+    }
+}
+
+/// Months ahead that the stored `predicted_clv` score covers.
+pub const SCORE_HORIZON_MONTHS: u32 = 12;
+
+impl Ciclo {
+    /// Computes RFM scores and the CLV prediction of every customer of the workspace and stores
+    /// them as computed attributes that segments read: `rfm_group` (code), `rfm_r`, `rfm_f`,
+    /// `rfm_m`, `predicted_clv` (reais over [`SCORE_HORIZON_MONTHS`] months), `p_alive`,
+    /// `expected_purchases`. Customers without orders get empty scores. Returns how many
+    /// customers were scored.
+    pub fn refresh_scores(&self, ws: &ciclo_domain::ids::WorkspaceId) -> CoreResult<usize> {
+        let workspace = read(&*self.store, |tx| tx.get_workspace(ws))?
+            .ok_or(CoreError::NotFound("workspace"))?;
+        let actor = Actor {
+            workspace,
+            role: ciclo_domain::operator::Role::Owner,
+            operator_id: None,
+            api_key_id: None,
+        };
+        let base = self.analytics_base(&actor)?;
+        let mut scores: HashMap<CustomerId, serde_json::Map<String, serde_json::Value>> = base
+            .customers
+            .iter()
+            .map(|c| (c.reference.id.clone(), serde_json::Map::new()))
+            .collect();
+        for row in rfm_rows(&base) {
+            if let Some(s) = scores.get_mut(&row.customer.id) {
+                s.insert("rfm_group".into(), row.segment.code().into());
+                s.insert("rfm_r".into(), row.recency.into());
+                s.insert("rfm_f".into(), row.frequency.into());
+                s.insert("rfm_m".into(), row.monetary.into());
+            }
+        }
+        let clv = clv_report_keeping(&base, SCORE_HORIZON_MONTHS, usize::MAX);
+        for p in &clv.top_customers {
+            if let Some(s) = scores.get_mut(&p.customer.id) {
+                s.insert("p_alive".into(), p.probability_alive.into());
+                s.insert("expected_purchases".into(), p.expected_purchases.into());
+                if let Some(v) = p.predicted_value_minor {
+                    s.insert("predicted_clv".into(), (v as f64 / 100.0).into());
+                }
+            }
+        }
+        let now = self.clock.now();
+        let rows: Vec<(CustomerId, serde_json::Map<String, serde_json::Value>)> =
+            scores.into_iter().collect();
+        let count = rows.len();
+        for chunk in rows.chunks(2_000) {
+            ciclo_store::write(&*self.store, |tx| {
+                tx.set_scores(ws, chunk, now)?;
+                let ids: Vec<CustomerId> = chunk.iter().map(|(id, _)| id.clone()).collect();
+                // Segments reading scores must see the new ones.
+                tx.mark_dirty(ws, &ids)
+            })?;
+        }
+        self.notify_evaluator();
+        Ok(count)
     }
 }

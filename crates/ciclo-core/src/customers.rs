@@ -218,6 +218,7 @@ impl Ciclo {
             let mut customer = Customer::new(id.clone(), ws.clone(), now);
             customer.apply(&patch);
             tx.insert_customer(&customer)?;
+            tx.mark_dirty(&ws, std::slice::from_ref(&id))?;
             let identities: Vec<Identity> = keys
                 .iter()
                 .map(|k| Identity {
@@ -270,6 +271,7 @@ impl Ciclo {
             customer.apply(&patch);
             customer.updated_at = now;
             tx.update_customer(&customer)?;
+            tx.mark_dirty(&ws, std::slice::from_ref(&customer.id))?;
             let new_keys: Vec<Identity> = keys
                 .iter()
                 .filter(|k| !found.iter().any(|f| &f.key == *k))

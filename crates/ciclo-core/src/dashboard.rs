@@ -10,7 +10,7 @@ use crate::error::CoreResult;
 use crate::Ciclo;
 use ciclo_domain::customer::Customer;
 use ciclo_domain::ids::OrderId;
-use ciclo_domain::lifecycle::{LifecycleRules, Stage};
+use ciclo_domain::lifecycle::Stage;
 use ciclo_domain::operator::Permission;
 use ciclo_domain::order::Order;
 use ciclo_domain::{local_month, Timestamp};
@@ -115,7 +115,9 @@ impl Ciclo {
                 )
             })
             .collect();
-        let rules = LifecycleRules::default();
+        let rules = ciclo_store::read(&*self.store, |tx| {
+            crate::evaluate::lifecycle_rules(tx, &actor.workspace.id)
+        })?;
         let mut stages: BTreeMap<Stage, i64> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
         let (mut total, mut active) = (0i64, 0i64);
         let active_since = now - chrono::Duration::days(30);

@@ -435,6 +435,16 @@ impl<'c> Graph<'c> {
             .filter_map(|id| self.customers.get(&id).cloned())
             .collect();
         tx.update_customers(&changed)?;
+        // Whatever changed a profile may move it between segments and lifecycle stages: mark it,
+        // in this transaction, for the evaluator (see `evaluate`).
+        let touched: Vec<CustomerId> = created
+            .iter()
+            .chain(&changed)
+            .map(|c| c.id.clone())
+            .collect();
+        if !touched.is_empty() {
+            tx.mark_dirty(&self.ws, &touched)?;
+        }
         let identities = std::mem::take(&mut self.pending_identities);
         tx.insert_identities(&self.ws, &identities)?;
         Ok(())
@@ -552,6 +562,7 @@ impl Ciclo {
             let root_set = merge_set(tx, &ws, &root.id)?;
             root.stats = tx.order_stats_of(&ws, &root_set)?;
             tx.update_customer(&root)?;
+            tx.mark_dirty(&ws, &[loser.id.clone(), root.id.clone()])?;
             record.undone_at = Some(now);
             record.undone_by = Some(actor.label());
             tx.update_merge(&record)?;

@@ -136,9 +136,11 @@ pub(crate) struct IngestWriter {
 
 impl IngestWriter {
     fn start(app: &Ciclo) -> IngestWriter {
+        let app_signal = app.evaluation.clone();
         // The thread's copy does not share this writer slot: when the last user-facing `Ciclo`
         // is dropped, the sender goes with it and the thread ends, releasing the store.
-        let app = Ciclo::new(app.store.clone(), app.clock.clone(), app.random.clone());
+        let mut app = Ciclo::new(app.store.clone(), app.clock.clone(), app.random.clone());
+        app.evaluation = app_signal;
         let (sender, receiver) = mpsc::sync_channel::<Job>(1024);
         std::thread::Builder::new()
             .name("ciclo-ingest".into())
@@ -163,7 +165,10 @@ fn writer_loop(app: Ciclo, receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match app.store_jobs(&jobs) {
+        let stored = app.store_jobs(&jobs);
+        // The transaction marked the customers it touched: wake the evaluator.
+        app.notify_evaluator();
+        match stored {
             Ok(counts) => {
                 for (job, count) in jobs.iter().zip(counts) {
                     let _ = job.reply.send(Ok(count));

@@ -8,11 +8,14 @@ pub mod analytics;
 pub mod customers;
 pub mod dashboard;
 pub mod error;
+pub mod evaluate;
 pub mod identity;
 pub mod import;
 pub mod ingest;
+pub mod lifecycle;
 pub mod mfa;
 pub mod ports;
+pub mod segments;
 
 pub use error::CoreError;
 pub use ports::{Clock, Random, SystemClock, SystemRandom};
@@ -28,6 +31,8 @@ pub struct Ciclo {
     pub random: Arc<dyn Random>,
     /// The process's ingestion writer, started on first use (see `ingest`).
     ingest_writer: Arc<std::sync::OnceLock<ingest::IngestWriter>>,
+    /// Wakes the background evaluator (see `evaluate`).
+    evaluation: Arc<evaluate::Signal>,
 }
 
 impl Ciclo {
@@ -37,6 +42,7 @@ impl Ciclo {
             clock,
             random,
             ingest_writer: Arc::default(),
+            evaluation: Arc::default(),
         }
     }
 

@@ -27,6 +27,8 @@ pub const PENDING_MARK: &str = "pending-second-factor";
 pub const CHALLENGE_MINUTES: i64 = 5;
 const STEP_SECONDS: u64 = 30;
 const RECOVERY_CODES: usize = 10;
+/// Wrong codes in a row after which a sign-in challenge is cancelled.
+pub const MAX_CODE_ATTEMPTS: i64 = 5;
 
 /// What an operator scans to enrol.
 #[derive(Debug, Clone, Serialize)]
@@ -183,6 +185,7 @@ impl Ciclo {
             enabled_at: None,
             recovery_code_hashes: Vec::new(),
             last_used_step: None,
+            failed_attempts: 0,
             created_at: self.clock.now(),
         };
         write(&*self.store, |tx| tx.put_operator_mfa(&mfa))?;
@@ -255,40 +258,49 @@ impl Ciclo {
         Ok(())
     }
 
-    /// Checks a TOTP code (never the same step twice) or spends a recovery code.
+    /// Checks a TOTP code (never the same step twice) or spends a recovery code. A wrong code
+    /// adds to the operator's count of wrong codes in a row (a right one resets it); the count
+    /// is returned with the error.
     fn verify_second_factor(&self, operator: &OperatorId, code: &str) -> CoreResult<()> {
+        self.check_second_factor(operator, code)
+            .and_then(|(ok, _)| if ok { Ok(()) } else { Err(invalid_code()) })
+    }
+
+    /// (whether the code was right, wrong codes in a row now).
+    fn check_second_factor(&self, operator: &OperatorId, code: &str) -> CoreResult<(bool, i64)> {
         let now = self.clock.now();
-        let outcome = write(&*self.store, |tx| {
+        Ok(write(&*self.store, |tx| {
             let Some(mut mfa) = tx
                 .get_operator_mfa(operator)?
                 .filter(|m| m.enabled_at.is_some())
             else {
-                return Ok(false);
+                return Ok((false, 0));
             };
-            let secret = totp_rs::Secret::Encoded(mfa.totp_secret.clone())
-                .to_bytes()
-                .unwrap_or_default();
-            if let Some(step) = matching_step(&secret, code, now) {
-                if mfa.last_used_step.is_some_and(|last| step <= last) {
-                    return Ok(false); // replayed code
-                }
-                mfa.last_used_step = Some(step);
-                tx.put_operator_mfa(&mfa)?;
-                return Ok(true);
+            let right = Self::spend_code(&mut mfa, code, now);
+            mfa.failed_attempts = if right { 0 } else { mfa.failed_attempts + 1 };
+            tx.put_operator_mfa(&mfa)?;
+            Ok((right, mfa.failed_attempts))
+        })?)
+    }
+
+    /// Whether `code` is a fresh TOTP code or an unused recovery code (spent if so).
+    fn spend_code(mfa: &mut OperatorMfa, code: &str, now: Timestamp) -> bool {
+        let secret = totp_rs::Secret::Encoded(mfa.totp_secret.clone())
+            .to_bytes()
+            .unwrap_or_default();
+        if let Some(step) = matching_step(&secret, code, now) {
+            if mfa.last_used_step.is_some_and(|last| step <= last) {
+                return false; // replayed code
             }
-            let hashed = hash_token(&normalise_recovery(code));
-            if let Some(position) = mfa.recovery_code_hashes.iter().position(|h| *h == hashed) {
-                mfa.recovery_code_hashes.remove(position);
-                tx.put_operator_mfa(&mfa)?;
-                return Ok(true);
-            }
-            Ok(false)
-        })?;
-        if outcome {
-            Ok(())
-        } else {
-            Err(invalid_code())
+            mfa.last_used_step = Some(step);
+            return true;
         }
+        let hashed = hash_token(&normalise_recovery(code));
+        if let Some(position) = mfa.recovery_code_hashes.iter().position(|h| *h == hashed) {
+            mfa.recovery_code_hashes.remove(position);
+            return true;
+        }
+        false
     }
 
     /// Checks email and password. With a second factor on, returns a challenge for
@@ -325,7 +337,20 @@ impl Ciclo {
         else {
             return Err(CoreError::Unauthorized);
         };
-        self.verify_second_factor(&pending.operator_id, code)?;
+        let (right, failures) = self.check_second_factor(&pending.operator_id, code)?;
+        if !right {
+            if failures >= MAX_CODE_ATTEMPTS {
+                // Enough guesses on this password: start again from the password (each new
+                // challenge then allows one guess until a right code resets the count).
+                write(&*self.store, |tx| tx.delete_session(&hash))?;
+                return Err(CoreError::invalid(
+                    "too_many_attempts",
+                    "code",
+                    "too many wrong codes: sign in again with your password",
+                ));
+            }
+            return Err(invalid_code());
+        }
         write(&*self.store, |tx| tx.delete_session(&hash))?;
         self.open_session_for(&pending.operator_id, &pending.workspace_id)
     }

@@ -66,6 +66,7 @@ prefixed_id!(MergeId, "mrg");
 prefixed_id!(ConflictId, "cfl");
 prefixed_id!(ApiKeyId, "key");
 prefixed_id!(ImportId, "imp");
+prefixed_id!(SegmentId, "seg");
 
 #[cfg(test)]
 mod tests {

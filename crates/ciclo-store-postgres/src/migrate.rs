@@ -11,10 +11,11 @@ use postgres::Client;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_operator_mfa.sql")),
+    (3, include_str!("../migrations/0003_segments_lifecycle.sql")),
 ];
 
 /// The schema version this build brings a database to.
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 3;
 
 /// Key of the advisory lock that serialises migrations across processes ("ciclomig" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x6369_636c_6f6d_6967;

@@ -15,6 +15,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "operator_mfa",
         include_str!("../migrations/0002_operator_mfa.sql"),
     ),
+    (
+        3,
+        "segments_lifecycle",
+        include_str!("../migrations/0003_segments_lifecycle.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet recorded. Each runs in its own `BEGIN IMMEDIATE` transaction,

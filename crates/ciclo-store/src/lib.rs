@@ -16,6 +16,7 @@ use ciclo_domain::customer::{Customer, OrderStats};
 use ciclo_domain::event::Event;
 use ciclo_domain::identity::{Identity, IdentityKey};
 use ciclo_domain::ids::*;
+use ciclo_domain::lifecycle::Stage;
 use ciclo_domain::operator::{ApiKey, Membership, Operator, Role, Session, Workspace};
 use ciclo_domain::order::Order;
 use ciclo_domain::Timestamp;
@@ -109,6 +110,8 @@ pub trait Tx {
     fn get_workspace(&mut self, id: &WorkspaceId) -> StoreResult<Option<Workspace>>;
     fn workspace_by_write_key(&mut self, write_key: &str) -> StoreResult<Option<Workspace>>;
     fn count_workspaces(&mut self) -> StoreResult<i64>;
+    /// Every workspace, by id (for the scheduled jobs that visit each).
+    fn list_workspaces(&mut self) -> StoreResult<Vec<Workspace>>;
 
     /// Fails with `Conflict("operators_email")` when the email is taken.
     fn insert_operator(&mut self, operator: &Operator) -> StoreResult<()>;
@@ -188,7 +191,8 @@ pub trait Tx {
         ids: &[CustomerId],
     ) -> StoreResult<Vec<Customer>>;
     /// Deletes the profile and everything that belongs to it (identities, events, orders with
-    /// items, merge and conflict records that name it).
+    /// items, merge and conflict records that name it, segment memberships, computed values,
+    /// stage history and evaluation marks).
     fn delete_customer(&mut self, workspace: &WorkspaceId, id: &CustomerId) -> StoreResult<()>;
     /// Surviving profiles (`merged_into` is null) matching the query, ordered by the query's sort.
     fn list_customers(
@@ -314,6 +318,25 @@ pub trait Tx {
         customers: &[CustomerId],
     ) -> StoreResult<OrderStats>;
 
+    /// Events of one name in a time range (see [`NamedEventQuery`]), in no particular order.
+    fn named_events(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &NamedEventQuery,
+    ) -> StoreResult<Vec<NamedEvent>>;
+    /// How many events of one name each profile has in the range (profiles with none left out):
+    /// the same rows as `named_events`, counted by the database.
+    fn count_named_events(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &NamedEventQuery,
+    ) -> StoreResult<Vec<(CustomerId, i64)>>;
+    /// Every merged-away profile of the workspace and the profile it was merged into.
+    fn merged_profiles(
+        &mut self,
+        workspace: &WorkspaceId,
+    ) -> StoreResult<Vec<(CustomerId, CustomerId)>>;
+
     // --- imports -------------------------------------------------------------------------------
     fn insert_import(&mut self, import: &ImportRun) -> StoreResult<()>;
     fn update_import(&mut self, import: &ImportRun) -> StoreResult<()>;
@@ -324,4 +347,138 @@ pub trait Tx {
     ) -> StoreResult<Option<ImportRun>>;
     /// Newest first.
     fn list_imports(&mut self, workspace: &WorkspaceId, limit: i64) -> StoreResult<Vec<ImportRun>>;
+
+    // --- workspace settings --------------------------------------------------------------------
+    /// A JSON setting of the workspace (`lifecycle_rules`, …), if set.
+    fn get_setting(
+        &mut self,
+        workspace: &WorkspaceId,
+        key: &str,
+    ) -> StoreResult<Option<serde_json::Value>>;
+    /// Inserts or replaces a setting.
+    fn put_setting(
+        &mut self,
+        workspace: &WorkspaceId,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> StoreResult<()>;
+
+    // --- segments and lists --------------------------------------------------------------------
+    /// Fails with `Conflict("segments_name")` when the workspace has a segment of that name
+    /// (compared in lower case).
+    fn insert_segment(&mut self, segment: &SegmentRecord) -> StoreResult<()>;
+    /// Writes every column (same name rule as insert); `NotFound` when missing.
+    fn update_segment(&mut self, segment: &SegmentRecord) -> StoreResult<()>;
+    fn get_segment(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &SegmentId,
+    ) -> StoreResult<Option<SegmentRecord>>;
+    /// By name, without regard to case.
+    fn segment_by_name(
+        &mut self,
+        workspace: &WorkspaceId,
+        name: &str,
+    ) -> StoreResult<Option<SegmentRecord>>;
+    /// Every segment of the workspace, by name (lower case).
+    fn list_segments(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<SegmentRecord>>;
+    /// Deletes the segment with its members and count history; `NotFound` when missing.
+    fn delete_segment(&mut self, workspace: &WorkspaceId, id: &SegmentId) -> StoreResult<()>;
+    /// Adds members (already present ones are left as they are, their `since` kept) and returns
+    /// how many were added; keeps `member_count` of the segment in step.
+    fn add_segment_members(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        customers: &[CustomerId],
+        since: Timestamp,
+    ) -> StoreResult<i64>;
+    /// Removes members (absent ones ignored) and returns how many were removed; keeps
+    /// `member_count` in step.
+    fn remove_segment_members(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        customers: &[CustomerId],
+    ) -> StoreResult<i64>;
+    /// The segments each of these customers is in: (segment, customer, since).
+    fn memberships_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<(SegmentId, CustomerId, Timestamp)>>;
+    /// Members of a segment in id order, after `after`.
+    fn segment_members(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        after: Option<&CustomerId>,
+        limit: i64,
+    ) -> StoreResult<Vec<CustomerId>>;
+    fn insert_segment_count(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        point: &SegmentCount,
+    ) -> StoreResult<()>;
+    /// Count history of a segment at or after `since`, oldest first.
+    fn segment_counts(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<SegmentCount>>;
+
+    // --- evaluation queue ----------------------------------------------------------------------
+    /// Marks customers for evaluation (already marked ones stay marked once).
+    fn mark_dirty(&mut self, workspace: &WorkspaceId, customers: &[CustomerId]) -> StoreResult<()>;
+    /// Up to `limit` marked customers of any workspace, oldest mark first. PostgreSQL locks the
+    /// rows it returns (skipping rows another transaction holds), so that two evaluators never
+    /// take the same customer.
+    fn take_dirty(&mut self, limit: i64) -> StoreResult<Vec<DirtyCustomer>>;
+    /// Removes the marks.
+    fn clear_dirty(&mut self, customers: &[DirtyCustomer]) -> StoreResult<()>;
+
+    // --- computed attributes and lifecycle -----------------------------------------------------
+    /// What was computed for these customers (customers never computed left out).
+    fn computed_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<CustomerComputed>>;
+    /// Sets the lifecycle stage (and when it was entered) of customers, creating rows as needed;
+    /// scores are left alone.
+    fn set_stages(
+        &mut self,
+        workspace: &WorkspaceId,
+        stages: &[(CustomerId, Stage, Timestamp)],
+    ) -> StoreResult<()>;
+    /// Replaces the scores of customers (and `scores_at`), creating rows as needed; stages are
+    /// left alone.
+    fn set_scores(
+        &mut self,
+        workspace: &WorkspaceId,
+        scores: &[(CustomerId, serde_json::Map<String, serde_json::Value>)],
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Surviving customers per stored stage (customers with no stage yet left out).
+    fn stage_counts(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<(Stage, i64)>>;
+    fn insert_stage_changes(
+        &mut self,
+        workspace: &WorkspaceId,
+        changes: &[StageChange],
+    ) -> StoreResult<()>;
+    /// Stage history of these profiles, newest first.
+    fn stage_history(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<StageChange>>;
+    /// Stage changes with `from <= at < to`, counted by (from, to).
+    fn stage_transitions(
+        &mut self,
+        workspace: &WorkspaceId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<Vec<StageTransition>>;
 }

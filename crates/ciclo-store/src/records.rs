@@ -4,6 +4,8 @@ use ciclo_domain::customer::CustomerPatch;
 use ciclo_domain::event::EventType;
 use ciclo_domain::identity::IdentityKey;
 use ciclo_domain::ids::*;
+use ciclo_domain::lifecycle::Stage;
+use ciclo_domain::segment::Expr;
 use ciclo_domain::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +70,10 @@ pub struct CustomerQuery {
     pub city: Option<String>,
     pub has_ordered: Option<bool>,
     pub seen_after: Option<Timestamp>,
+    /// Only customers whose stored lifecycle stage is this one.
+    pub stage: Option<Stage>,
+    /// Only members of this segment or list.
+    pub segment: Option<SegmentId>,
     pub sort: CustomerSort,
     /// Keyset cursor: the sort key and id of the last row of the previous page, as returned in
     /// [`CustomerCursor`]. Rows strictly after it are returned.
@@ -136,5 +142,117 @@ pub struct OperatorMfa {
     pub recovery_code_hashes: Vec<String>,
     /// The last time step a code was accepted for: a code is never accepted twice.
     pub last_used_step: Option<i64>,
+    /// Wrong codes in a row since the last right one: sign-in with a code stops after a few.
+    pub failed_attempts: i64,
     pub created_at: Timestamp,
+}
+
+/// Whether a segment's members follow its definition or are added and removed by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentKind {
+    /// Members are the customers matching `definition`, kept current by the evaluator.
+    Dynamic,
+    /// A static list: members are added and removed by hand, CSV or API.
+    Static,
+}
+
+impl SegmentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SegmentKind::Dynamic => "dynamic",
+            SegmentKind::Static => "static",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<SegmentKind> {
+        match raw {
+            "dynamic" => Some(SegmentKind::Dynamic),
+            "static" => Some(SegmentKind::Static),
+            _ => None,
+        }
+    }
+}
+
+/// A segment (dynamic) or a list (static) of a workspace. Names are unique per workspace, compared
+/// without regard to case (other segments refer to it by name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    pub id: SegmentId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub description: String,
+    pub kind: SegmentKind,
+    /// The definition, for dynamic segments (stored as its JSON form).
+    pub definition: Option<Expr>,
+    /// Members now, kept by the writer of memberships.
+    pub member_count: i64,
+    /// When membership was last computed from scratch (dynamic segments).
+    pub evaluated_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One point of a segment's membership count history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentCount {
+    pub at: Timestamp,
+    pub count: i64,
+}
+
+/// A customer whose segments and lifecycle stage must be evaluated again, because something about
+/// them changed. Written in the transaction that made the change, so no change is forgotten.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DirtyCustomer {
+    pub workspace_id: WorkspaceId,
+    pub customer_id: CustomerId,
+}
+
+/// One move of a customer from one lifecycle stage to another (`from` is none for the first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageChange {
+    pub customer_id: CustomerId,
+    pub from: Option<Stage>,
+    pub to: Stage,
+    pub at: Timestamp,
+}
+
+/// What the evaluator and analytics jobs computed for one customer: the lifecycle stage (with
+/// when it was entered) and named scores (`rfm_group`, `rfm_r`, `predicted_clv`, `p_alive`, …)
+/// that segments read as computed attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerComputed {
+    pub customer_id: CustomerId,
+    pub stage: Option<Stage>,
+    pub stage_since: Option<Timestamp>,
+    pub scores: serde_json::Map<String, serde_json::Value>,
+    pub scores_at: Option<Timestamp>,
+}
+
+/// How many customers moved from one stage to another in a period (`from` none: first stage).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageTransition {
+    pub from: Option<Stage>,
+    pub to: Stage,
+    pub customers: i64,
+}
+
+/// Events of one name in a time range, optionally for some customers only; what the segment
+/// evaluator counts. `since` is inclusive, `until` exclusive.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NamedEventQuery {
+    pub name: String,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Only events attributed to these profiles (as stored: merged-away profiles are named
+    /// themselves); every customer of the workspace when none.
+    pub customers: Option<Vec<CustomerId>>,
+}
+
+/// One event found by a [`NamedEventQuery`], with what property filters need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedEvent {
+    pub customer_id: CustomerId,
+    pub timestamp: Timestamp,
+    pub properties: serde_json::Map<String, serde_json::Value>,
 }

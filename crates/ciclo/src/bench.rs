@@ -55,6 +55,9 @@ enum BenchCommand {
     Read(ReadArgs),
     /// CLV model fit time and estimates on CDNOW, beside Python's lifetimes when installed.
     Clv(crate::bench_clv::ClvArgs),
+    /// Segment previews and creation, real-time evaluation, the scheduled pass and analytics,
+    /// on a database a previous `bench ingest --database-url …` loaded.
+    Segments(crate::bench_segments::SegmentsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -138,6 +141,7 @@ impl LoadResult {
 pub fn run(args: BenchArgs, database_url: Option<&str>) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Clv(clv) => crate::bench_clv::run(clv),
+        BenchCommand::Segments(segments) => crate::bench_segments::run(segments, database_url),
         BenchCommand::Ingest(IngestArgs {
             load,
             target: Some(target),

@@ -16,6 +16,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./ciclo-data";
 pub const DEFAULT_OWNER_EMAIL: &str = "owner@ciclo.local";
 pub const DEFAULT_LOG: &str = "info";
+pub const DEFAULT_REFRESH_SECONDS: u64 = 120;
+pub const DEFAULT_SCORES_SECONDS: u64 = 3600;
 /// The SQLite file inside the data directory when no database URL is given.
 pub const DEFAULT_DATABASE_FILE: &str = "ciclo.db";
 
@@ -53,6 +55,10 @@ pub struct Config {
     pub owner_password: Option<Secret>,
     /// A `tracing` filter (`info`, `ciclo_http=debug,info`).
     pub log: String,
+    /// Seconds between re-evaluations of time-relative segments and lifecycle stages.
+    pub refresh_seconds: u64,
+    /// Seconds between recomputations of RFM and predicted CLV scores.
+    pub scores_seconds: u64,
 }
 
 /// One layer of settings; `None` leaves the value to the layers below.
@@ -66,6 +72,8 @@ pub struct ConfigLayer {
     pub owner_email: Option<String>,
     pub owner_password: Option<Secret>,
     pub log: Option<String>,
+    pub refresh_seconds: Option<u64>,
+    pub scores_seconds: Option<u64>,
 }
 
 impl ConfigLayer {
@@ -94,6 +102,8 @@ impl ConfigLayer {
             owner_email: get("CICLO_OWNER_EMAIL"),
             owner_password: get("CICLO_OWNER_PASSWORD").map(Secret),
             log: get("CICLO_LOG"),
+            refresh_seconds: get("CICLO_REFRESH_SECONDS").and_then(|v| v.trim().parse().ok()),
+            scores_seconds: get("CICLO_SCORES_SECONDS").and_then(|v| v.trim().parse().ok()),
         }
     }
 
@@ -107,6 +117,8 @@ impl ConfigLayer {
             owner_email: upper.owner_email.or(self.owner_email),
             owner_password: upper.owner_password.or(self.owner_password),
             log: upper.log.or(self.log),
+            refresh_seconds: upper.refresh_seconds.or(self.refresh_seconds),
+            scores_seconds: upper.scores_seconds.or(self.scores_seconds),
         }
     }
 }
@@ -146,7 +158,17 @@ impl Config {
             bail!("owner_email: {owner_email:?} is not an email address");
         }
         let log = merged.log.unwrap_or_else(|| DEFAULT_LOG.to_string());
+        let refresh_seconds = merged.refresh_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS);
+        if refresh_seconds == 0 {
+            bail!("refresh_seconds: must be at least 1");
+        }
+        let scores_seconds = merged.scores_seconds.unwrap_or(DEFAULT_SCORES_SECONDS);
+        if scores_seconds == 0 {
+            bail!("scores_seconds: must be at least 1");
+        }
         Ok(Config {
+            refresh_seconds,
+            scores_seconds,
             listen,
             public_url,
             data_dir,
@@ -219,6 +241,14 @@ owner_email = "{DEFAULT_OWNER_EMAIL}"
 # Log filter: a level (error, warn, info, debug, trace) or per-crate directives such as
 # "ciclo_http=debug,info".
 log = "{DEFAULT_LOG}"
+
+# Seconds between re-evaluations of segments whose membership changes with time alone ("no
+# order for 90 days", birthdays) and of lifecycle stages. Changes from events, imports and
+# edits apply within about a second regardless.
+refresh_seconds = {DEFAULT_REFRESH_SECONDS}
+
+# Seconds between recomputations of RFM scores and predicted CLV (used by segments).
+scores_seconds = {DEFAULT_SCORES_SECONDS}
 "#
     )
 }

@@ -7,6 +7,7 @@
 mod app;
 mod bench;
 mod bench_clv;
+mod bench_segments;
 mod config;
 mod demo;
 mod serve;

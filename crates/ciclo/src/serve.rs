@@ -54,6 +54,12 @@ pub fn serve(config: &Config, load_demo: bool) -> anyhow::Result<()> {
     }
     drop(out);
 
+    // Keeps segments and lifecycle stages current (real-time queue + scheduled refreshes).
+    app.start_background(ciclo_core::evaluate::BackgroundOptions {
+        refresh_every: std::time::Duration::from_secs(config.refresh_seconds),
+        scores_every: std::time::Duration::from_secs(config.scores_seconds),
+    });
+
     let options = ciclo_http::HttpOptions {
         public_url: public_url.clone(),
         secure_cookies: public_url.starts_with("https://"),

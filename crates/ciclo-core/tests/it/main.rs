@@ -5,6 +5,7 @@ mod identity;
 mod import;
 mod ingest;
 mod mfa;
+mod segments;
 
 use ciclo_core::accounts::{Actor, NewWorkspace};
 use ciclo_core::ports::FixedClock;

@@ -106,3 +106,58 @@ fn totp_enrolment_sign_in_replay_and_recovery_codes() {
     h.app.disable_totp(&actor, &recovery[5]).unwrap();
     assert!(h.app.login("owner@loja.com.br", PASSWORD, None).is_ok());
 }
+
+#[test]
+fn wrong_codes_in_a_row_cancel_the_challenge_until_a_right_one() {
+    let h = harness();
+    let (token, _) = h.app.login("owner@loja.com.br", PASSWORD, None).unwrap();
+    let (actor, _) = h.app.authenticate_session(&token).unwrap();
+    let enrolment = h.app.begin_totp(&actor).unwrap();
+    let recovery = h
+        .app
+        .confirm_totp(&actor, &code_at(&enrolment.secret, &*h.clock))
+        .unwrap();
+    h.clock.advance(chrono::Duration::seconds(30));
+    let start = || match h
+        .app
+        .login_start("owner@loja.com.br", PASSWORD, None)
+        .unwrap()
+    {
+        LoginStep::SecondFactor { challenge } => challenge,
+        LoginStep::Done(..) => panic!("second factor skipped"),
+    };
+    let right = code_at(&enrolment.secret, &*h.clock);
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    let too_many = |e: &CoreError| matches!(e, CoreError::Invalid(errors) if errors[0].code == "too_many_attempts");
+    let challenge = start();
+    for _ in 0..4 {
+        assert!(is_invalid_code(
+            &h.app.login_complete(&challenge, wrong).unwrap_err()
+        ));
+    }
+    // The fifth wrong code cancels the challenge: even the right code no longer works on it.
+    assert!(too_many(
+        &h.app.login_complete(&challenge, wrong).unwrap_err()
+    ));
+    assert!(matches!(
+        h.app.login_complete(&challenge, &right),
+        Err(CoreError::Unauthorized)
+    ));
+    // From now on each password sign-in allows one guess.
+    let challenge = start();
+    assert!(too_many(
+        &h.app.login_complete(&challenge, wrong).unwrap_err()
+    ));
+    // A right code (here a recovery code) signs in and resets the count.
+    let challenge = start();
+    h.app.login_complete(&challenge, &recovery[0]).unwrap();
+    let challenge = start();
+    assert!(is_invalid_code(
+        &h.app.login_complete(&challenge, wrong).unwrap_err()
+    ));
+    h.app.login_complete(&challenge, &right).unwrap();
+}
