@@ -1072,62 +1072,6 @@ impl Ciclo {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn months_add_across_years() {
-        let jan = Month::new(2026, 1).unwrap();
-        assert_eq!(add_months(jan, -1), Month::new(2025, 12).unwrap());
-        assert_eq!(add_months(jan, 13), Month::new(2027, 2).unwrap());
-        assert_eq!(add_months(jan, -25), Month::new(2023, 12).unwrap());
-        assert_eq!(month_label(add_months(jan, 0)), "2026-01");
-    }
-
-    #[test]
-    fn value_bands_are_round_and_cover_everything() {
-        let bands = value_bands(&[0, 150, 999, 1_600, 50_000]);
-        assert_eq!(bands.len(), 9);
-        assert_eq!(bands.iter().map(|b| b.customers).sum::<usize>(), 5);
-        let width = bands[0].to_minor.unwrap();
-        assert!([1, 2, 5].iter().any(|f| {
-            let mut m = 1;
-            while m * f < width {
-                m *= 10;
-            }
-            m * f == width
-        }));
-        assert_eq!(bands.last().unwrap().to_minor, None);
-        assert_eq!(nice_ceiling(0.3), 1);
-        assert_eq!(nice_ceiling(130.0), 200);
-        assert_eq!(nice_ceiling(500.0), 500);
-        let p = probability_bands(&[0.0, 0.05, 0.95, 1.0]);
-        assert_eq!((p[0].customers, p[9].customers), (2, 2));
-    }
-
-    #[test]
-    fn the_furthest_stage_only_moves_forward() {
-        let rules = LifecycleRules::default();
-        let now = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
-        let stats = |n: i64, first_days_ago: i64| OrderStats {
-            orders_count: n,
-            total_spent_minor: n * 1000,
-            first_order_at: (n > 0).then(|| now - Duration::days(first_days_ago)),
-            last_order_at: (n > 0).then(|| now - Duration::days(first_days_ago.min(5))),
-        };
-        assert_eq!(furthest_stage(&rules, &stats(0, 0), now), 0);
-        assert_eq!(furthest_stage(&rules, &stats(1, 10), now), 1);
-        assert_eq!(
-            furthest_stage(&rules, &stats(1, 400), now),
-            2,
-            "lapsed, still nurtured"
-        );
-        assert_eq!(furthest_stage(&rules, &stats(2, 10), now), 3);
-        assert_eq!(furthest_stage(&rules, &stats(7, 400), now), 4);
-    }
-}
-
 /// Months ahead that the stored `predicted_clv` score covers.
 pub const SCORE_HORIZON_MONTHS: u32 = 12;
 
@@ -1184,5 +1128,61 @@ impl Ciclo {
         }
         self.notify_evaluator();
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_add_across_years() {
+        let jan = Month::new(2026, 1).unwrap();
+        assert_eq!(add_months(jan, -1), Month::new(2025, 12).unwrap());
+        assert_eq!(add_months(jan, 13), Month::new(2027, 2).unwrap());
+        assert_eq!(add_months(jan, -25), Month::new(2023, 12).unwrap());
+        assert_eq!(month_label(add_months(jan, 0)), "2026-01");
+    }
+
+    #[test]
+    fn value_bands_are_round_and_cover_everything() {
+        let bands = value_bands(&[0, 150, 999, 1_600, 50_000]);
+        assert_eq!(bands.len(), 9);
+        assert_eq!(bands.iter().map(|b| b.customers).sum::<usize>(), 5);
+        let width = bands[0].to_minor.unwrap();
+        assert!([1, 2, 5].iter().any(|f| {
+            let mut m = 1;
+            while m * f < width {
+                m *= 10;
+            }
+            m * f == width
+        }));
+        assert_eq!(bands.last().unwrap().to_minor, None);
+        assert_eq!(nice_ceiling(0.3), 1);
+        assert_eq!(nice_ceiling(130.0), 200);
+        assert_eq!(nice_ceiling(500.0), 500);
+        let p = probability_bands(&[0.0, 0.05, 0.95, 1.0]);
+        assert_eq!((p[0].customers, p[9].customers), (2, 2));
+    }
+
+    #[test]
+    fn the_furthest_stage_only_moves_forward() {
+        let rules = LifecycleRules::default();
+        let now = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        let stats = |n: i64, first_days_ago: i64| OrderStats {
+            orders_count: n,
+            total_spent_minor: n * 1000,
+            first_order_at: (n > 0).then(|| now - Duration::days(first_days_ago)),
+            last_order_at: (n > 0).then(|| now - Duration::days(first_days_ago.min(5))),
+        };
+        assert_eq!(furthest_stage(&rules, &stats(0, 0), now), 0);
+        assert_eq!(furthest_stage(&rules, &stats(1, 10), now), 1);
+        assert_eq!(
+            furthest_stage(&rules, &stats(1, 400), now),
+            2,
+            "lapsed, still nurtured"
+        );
+        assert_eq!(furthest_stage(&rules, &stats(2, 10), now), 3);
+        assert_eq!(furthest_stage(&rules, &stats(7, 400), now), 4);
     }
 }

@@ -183,7 +183,7 @@ impl Ciclo {
         let mut flow = read(&*self.store, |tx| {
             tx.stage_transitions(&actor.workspace.id, from, to)
         })?;
-        flow.sort_by(|a, b| b.customers.cmp(&a.customers));
+        flow.sort_by_key(|t| std::cmp::Reverse(t.customers));
         Ok(flow)
     }
 }

@@ -11,7 +11,8 @@ use ciclo_domain::identity::{IdentityKey, IdentityKind};
 use ciclo_domain::ids::{CustomerId, SegmentId};
 use ciclo_domain::operator::Permission;
 use ciclo_domain::segment::{
-    check_references, depends_on, parse, print, validate, Expr, ResolvedSegment, SegmentError,
+    check_references, depends_on, parse_with_spans, print, validate, Expr, ResolvedSegment,
+    SegmentError,
 };
 use ciclo_domain::{FieldError, Timestamp};
 use ciclo_store::{
@@ -99,7 +100,13 @@ fn invalid(code: &str, field: &str, reason: impl Into<String>) -> CoreError {
 pub fn parse_definition(raw: &Value) -> CoreResult<Expr> {
     let expr = match raw {
         Value::String(text) => {
-            parse(text).map_err(|e| CoreError::Invalid(vec![definition_error(&e)]))?
+            // Parsed with spans, so that every problem found in the text has a line and column.
+            let parsed = parse_with_spans(text)
+                .map_err(|e| CoreError::Invalid(vec![definition_error(&e)]))?;
+            parsed.validate().map_err(|errors| {
+                CoreError::Invalid(errors.iter().map(definition_error).collect())
+            })?;
+            return Ok(parsed.expr);
         }
         Value::Object(_) => serde_json::from_value::<Expr>(raw.clone()).map_err(|e| {
             invalid(

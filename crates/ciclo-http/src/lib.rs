@@ -21,7 +21,7 @@ pub use auth::{CSRF_HEADER, SESSION_COOKIE};
 pub use error::ApiError;
 pub use openapi::{openapi, openapi_json};
 
-use crate::api::{analytics, customers, identity, imports, session, settings};
+use crate::api::{analytics, customers, identity, imports, lifecycle, segments, session, settings};
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, Method};
@@ -125,6 +125,14 @@ pub fn router(app: Ciclo, options: HttpOptions) -> Router {
         )
         .route("/api/v1/customers/{id}/timeline", get(customers::timeline))
         .route("/api/v1/customers/{id}/orders", get(customers::orders))
+        .route(
+            "/api/v1/customers/{id}/segments",
+            get(segments::customer_segments),
+        )
+        .route(
+            "/api/v1/customers/{id}/lifecycle",
+            get(lifecycle::customer_lifecycle),
+        )
         .route("/api/v1/customers/{id}/merge", post(identity::merge))
         .route("/api/v1/merges/{id}/undo", post(identity::undo_merge))
         .route("/api/v1/identity-conflicts", get(identity::list_conflicts))
@@ -162,6 +170,38 @@ pub fn router(app: Ciclo, options: HttpOptions) -> Router {
             "/api/v1/operators/{id}",
             patch(settings::update_operator).delete(settings::remove_operator),
         )
+        .route(
+            "/api/v1/segments",
+            get(segments::list).post(segments::create),
+        )
+        .route("/api/v1/segments/preview", post(segments::preview))
+        .route(
+            "/api/v1/segments/{id}",
+            get(segments::get)
+                .patch(segments::update)
+                .delete(segments::delete),
+        )
+        .route(
+            "/api/v1/segments/{id}/members",
+            get(segments::members)
+                .post(segments::add_members)
+                .delete(segments::remove_members),
+        )
+        .route(
+            "/api/v1/segments/{id}/members.csv",
+            get(segments::members_csv),
+        )
+        .route(
+            "/api/v1/segments/{id}/members/import",
+            post(segments::import_members).layer(import_limit),
+        )
+        .route("/api/v1/segments/{id}/history", get(segments::history))
+        .route(
+            "/api/v1/lifecycle/rules",
+            get(lifecycle::rules).put(lifecycle::set_rules),
+        )
+        .route("/api/v1/lifecycle/stages", get(lifecycle::stages))
+        .route("/api/v1/lifecycle/flow", get(lifecycle::flow))
         .route("/api/v1/analytics/rfm", get(analytics::rfm))
         .route(
             "/api/v1/analytics/rfm/customers",

@@ -2,7 +2,7 @@
 //! the DTOs, so it cannot drift from the code. `docs/openapi.json` holds a copy for readers and
 //! client generators; a test fails when it is stale.
 
-use crate::api::{analytics, customers, identity, imports, session, settings};
+use crate::api::{analytics, customers, identity, imports, lifecycle, segments, session, settings};
 use crate::dto::HealthResponse;
 use crate::ingest;
 use crate::AppState;
@@ -73,6 +73,24 @@ use utoipa::{Modify, OpenApi};
         analytics::metrics,
         analytics::clv,
         analytics::funnel,
+        segments::list,
+        segments::create,
+        segments::get,
+        segments::update,
+        segments::delete,
+        segments::preview,
+        segments::members,
+        segments::members_csv,
+        segments::history,
+        segments::add_members,
+        segments::remove_members,
+        segments::import_members,
+        segments::customer_segments,
+        lifecycle::rules,
+        lifecycle::set_rules,
+        lifecycle::stages,
+        lifecycle::flow,
+        lifecycle::customer_lifecycle,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -82,6 +100,8 @@ use utoipa::{Modify, OpenApi};
         (name = "identity", description = "The identity graph: merges, undo and conflicts"),
         (name = "imports", description = "CSV import and export"),
         (name = "settings", description = "API keys, operators and workspace settings"),
+        (name = "segments", description = "Segments kept current in real time, static lists, and their members"),
+        (name = "lifecycle", description = "Lifecycle stages: rules, counts, flow between stages and each customer's history"),
         (name = "analytics", description = "RFM, cohorts, customer-base metrics, predicted CLV and the lifecycle funnel"),
         (name = "meta", description = "Health and this document"),
     )

@@ -767,7 +767,7 @@ pub(crate) struct FunnelParams {
 }
 
 /// A whole number from the query, within bounds; problems go to `errors`.
-fn bounded(
+pub(crate) fn bounded(
     q: &QueryPairs,
     name: &str,
     default: u32,
@@ -809,7 +809,7 @@ fn decode_cursor(raw: &str) -> Option<usize> {
 
 /// A time parameter: RFC 3339, or a date meaning its start (or, for the end of a period, its
 /// last moment) in UTC.
-fn parse_time(raw: &str, end_of_day: bool) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(raw: &str, end_of_day: bool) -> Option<DateTime<Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&Utc));
     }

@@ -12,7 +12,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ciclo_domain::event::EventType;
-use ciclo_domain::ids::CustomerId;
+use ciclo_domain::ids::{CustomerId, SegmentId};
+use ciclo_domain::lifecycle::Stage;
 use ciclo_domain::{FieldError, NaiveDate, Timestamp};
 use ciclo_store::{CustomerQuery, CustomerSort, TimelineQuery};
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,10 @@ pub(crate) struct CustomerFilterParams {
     /// Customers seen at or after this time (RFC 3339, or a date `YYYY-MM-DD` meaning its midnight UTC).
     #[param(value_type = Option<String>, format = DateTime)]
     seen_after: Option<String>,
+    /// Customers in this lifecycle stage.
+    stage: Option<crate::api::analytics::StageDto>,
+    /// Members of this segment or static list (`seg_…`).
+    segment: Option<String>,
     /// Order of the list (default `newest`).
     sort: Option<CustomerSortDto>,
 }
@@ -144,12 +149,36 @@ pub(crate) fn customer_filters(q: &QueryPairs, errors: &mut Vec<FieldError>) -> 
         }
         parsed
     });
+    let stage = q.get("stage").and_then(|raw| {
+        let parsed = Stage::parse(raw);
+        if parsed.is_none() {
+            errors.push(FieldError::new(
+                "invalid_stage",
+                "stage",
+                "expected reach, acquisition, nurture, retention, loyalty, at_risk or lapsed",
+            ));
+        }
+        parsed
+    });
+    let segment = q.get("segment").and_then(|raw| {
+        SegmentId::parse(raw)
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    "invalid_segment",
+                    "segment",
+                    "expected a segment id (`seg_…`)",
+                ))
+            })
+            .ok()
+    });
     CustomerQuery {
         search: q.get("search").map(str::to_string),
         tag: q.get("tag").map(str::to_string),
         city: q.get("city").map(str::to_string),
         has_ordered: q.boolean("has_ordered", errors),
         seen_after,
+        stage,
+        segment,
         sort,
         after: None,
         limit: DEFAULT_LIMIT,
@@ -167,7 +196,7 @@ pub(crate) fn customer_filters(q: &QueryPairs, errors: &mut Vec<FieldError>) -> 
         (status = 200, body = CustomerPage),
         (status = 401, description = "Not signed in (`unauthorized`)", body = ErrorBody),
         (status = 403, description = "The role lacks `read_customers` (`forbidden`)", body = ErrorBody),
-        (status = 422, description = "A bad parameter (`validation_failed`: `invalid_limit`, `invalid_sort`, `invalid_cursor`…)", body = ErrorBody),
+        (status = 422, description = "A bad parameter (`validation_failed`: `invalid_limit`, `invalid_sort`, `invalid_stage`, `invalid_segment`, `invalid_cursor`…)", body = ErrorBody),
     ),
     security(("secret_key" = []), ("session_cookie" = []))
 )]

@@ -308,7 +308,7 @@ type Chunk = Result<Bytes, io::Error>;
 
 /// A `Write` that sends full chunks to the response body. Writes fail once the client is gone,
 /// which stops the export early.
-struct ChunkWriter {
+pub(crate) struct ChunkWriter {
     sender: mpsc::Sender<Chunk>,
     buffer: Vec<u8>,
     sent_any: bool,
@@ -374,22 +374,25 @@ impl Drop for ChunkWriter {
     }
 }
 
-async fn stream_csv<F>(
+pub(crate) async fn stream_csv<F>(
     ciclo: Ciclo,
-    file_name: &'static str,
+    file_name: impl Into<String>,
     export: F,
 ) -> Result<Response, ApiError>
 where
     F: FnOnce(&Ciclo, &mut ChunkWriter) -> Result<u64, CoreError> + Send + 'static,
 {
+    let file_name: String = file_name.into();
+    let task_file_name = file_name.clone();
     let (sender, mut receiver) = mpsc::channel::<Chunk>(4);
     let task = tokio::task::spawn_blocking(move || {
+        let file_name = task_file_name;
         let mut writer = ChunkWriter::new(sender);
         match export(&ciclo, &mut writer) {
             Ok(_) => writer.finish().map_err(|_| None),
             Err(e) => {
                 if writer.sent_any {
-                    tracing::error!(error = %e, file = file_name, "export failed after it started streaming");
+                    tracing::error!(error = %e, file = %file_name, "export failed after it started streaming");
                 }
                 Err(Some(e))
             }
@@ -403,7 +406,7 @@ where
             // The client left before the first chunk: nobody reads this answer.
             Ok(Err(None)) => return Err(ApiError::internal()),
             Err(join_error) => {
-                tracing::error!(error = %join_error, file = file_name, "export task panicked");
+                tracing::error!(error = %join_error, file = %file_name, "export task panicked");
                 return Err(ApiError::internal());
             }
         },

@@ -6,5 +6,7 @@ pub(crate) mod analytics;
 pub(crate) mod customers;
 pub(crate) mod identity;
 pub(crate) mod imports;
+pub(crate) mod lifecycle;
+pub(crate) mod segments;
 pub(crate) mod session;
 pub(crate) mod settings;

@@ -10,6 +10,7 @@ mod customers;
 mod errors;
 mod ingest;
 mod openapi;
+mod segments;
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};

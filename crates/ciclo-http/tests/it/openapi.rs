@@ -75,6 +75,18 @@ fn document_is_openapi_3_1_with_every_area_and_the_three_security_schemes() {
         "/api/v1/operators",
         "/api/v1/operators/{id}",
         "/api/v1/workspace",
+        "/api/v1/segments",
+        "/api/v1/segments/preview",
+        "/api/v1/segments/{id}",
+        "/api/v1/segments/{id}/members",
+        "/api/v1/segments/{id}/members.csv",
+        "/api/v1/segments/{id}/members/import",
+        "/api/v1/segments/{id}/history",
+        "/api/v1/customers/{id}/segments",
+        "/api/v1/customers/{id}/lifecycle",
+        "/api/v1/lifecycle/rules",
+        "/api/v1/lifecycle/stages",
+        "/api/v1/lifecycle/flow",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is not documented");
     }
@@ -96,6 +108,11 @@ fn document_is_openapi_3_1_with_every_area_and_the_three_security_schemes() {
         "SegmentMessage",
         "ImportRun",
         "Workspace",
+        "Segment",
+        "SegmentInput",
+        "SegmentDefinition",
+        "ListChange",
+        "LifecycleRules",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),
