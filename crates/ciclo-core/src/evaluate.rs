@@ -227,8 +227,12 @@ impl Plan {
 pub(crate) enum MergedProfiles {
     /// Asked of the store per customer (few customers).
     PerCustomer,
-    /// Known for the whole workspace: root → profiles merged into it (a full pass).
-    Known(HashMap<CustomerId, Vec<CustomerId>>),
+    /// Known for the whole workspace (a full pass): root → profiles merged into it, and each
+    /// merged-away profile → its root.
+    Known {
+        children: HashMap<CustomerId, Vec<CustomerId>>,
+        roots: HashMap<CustomerId, CustomerId>,
+    },
 }
 
 impl MergedProfiles {
@@ -237,6 +241,7 @@ impl MergedProfiles {
         let pairs = tx.merged_profiles(ws)?;
         let parent: HashMap<CustomerId, CustomerId> = pairs.into_iter().collect();
         let mut by_root: HashMap<CustomerId, Vec<CustomerId>> = HashMap::new();
+        let mut roots: HashMap<CustomerId, CustomerId> = HashMap::new();
         for loser in parent.keys() {
             let mut root = loser;
             for _ in 0..64 {
@@ -246,8 +251,21 @@ impl MergedProfiles {
                 }
             }
             by_root.entry(root.clone()).or_default().push(loser.clone());
+            roots.insert(loser.clone(), root.clone());
         }
-        Ok(MergedProfiles::Known(by_root))
+        Ok(MergedProfiles::Known {
+            children: by_root,
+            roots,
+        })
+    }
+
+    /// The surviving profile a merged-away one belongs to (none for a surviving profile, or
+    /// when merges are looked up per customer).
+    pub fn root_of(&self, profile: &CustomerId) -> Option<CustomerId> {
+        match self {
+            MergedProfiles::PerCustomer => None,
+            MergedProfiles::Known { roots, .. } => roots.get(profile).cloned(),
+        }
     }
 
     fn profiles_of(
@@ -258,9 +276,9 @@ impl MergedProfiles {
     ) -> StoreResult<Vec<CustomerId>> {
         match self {
             MergedProfiles::PerCustomer => merge_set(tx, ws, root),
-            MergedProfiles::Known(map) => {
+            MergedProfiles::Known { children, .. } => {
                 let mut set = vec![root.clone()];
-                if let Some(children) = map.get(root) {
+                if let Some(children) = children.get(root) {
                     set.extend(children.iter().cloned());
                 }
                 Ok(set)

@@ -28,6 +28,106 @@ pub const MAX_NAME: usize = 120;
 /// Most sample members a preview returns.
 pub const MAX_SAMPLE: usize = 50;
 
+/// Customers per page of a preview.
+const PAGE: i64 = 5_000;
+
+/// How a definition's candidates can be found through an index instead of a full scan.
+enum Narrow {
+    /// Customers a list query finds (city, lifecycle stage or segment filter).
+    Query(CustomerQuery),
+    /// Customers with at least this many events meeting the requirement's name and window.
+    Event(ciclo_domain::segment::EventRequirement, u64),
+}
+
+/// A condition every match must meet and an index can find, if the definition has one (at its
+/// top, or among the conditions of a top-level `and`). Conditions on the profile's own index go
+/// first; events next.
+fn narrowing(expr: &Expr, plan: &Plan) -> Option<Narrow> {
+    use ciclo_domain::segment::{fields::canonical, Count, Literal, Test};
+    match expr {
+        Expr::And { all } => {
+            let found: Vec<Narrow> = all.iter().filter_map(|e| narrowing(e, plan)).collect();
+            let mut found = found.into_iter();
+            let first = found.next()?;
+            if matches!(first, Narrow::Query(_)) {
+                return Some(first);
+            }
+            Some(
+                found
+                    .find(|n| matches!(n, Narrow::Query(_)))
+                    .unwrap_or(first),
+            )
+        }
+        Expr::Attribute(c) => {
+            let Test::Eq {
+                value: Literal::Text(text),
+            } = &c.test
+            else {
+                return None;
+            };
+            match canonical(&c.attribute).as_str() {
+                "city" => Some(Narrow::Query(CustomerQuery {
+                    city: Some(text.clone()),
+                    ..CustomerQuery::default()
+                })),
+                "lifecycle_stage" => ciclo_domain::lifecycle::Stage::parse(&text.to_lowercase())
+                    .map(|stage| {
+                        Narrow::Query(CustomerQuery {
+                            stage: Some(stage),
+                            ..CustomerQuery::default()
+                        })
+                    }),
+                _ => None,
+            }
+        }
+        Expr::Segment(c) => plan.find(&c.segment).map(|i| {
+            Narrow::Query(CustomerQuery {
+                segment: Some(plan.segments[i].record.id.clone()),
+                ..CustomerQuery::default()
+            })
+        }),
+        Expr::Event(c) => {
+            let min = match c.count {
+                Count::AtLeast { times } | Count::Exactly { times } => times,
+                Count::AtMost { .. } => 0,
+            };
+            (min >= 1).then(|| Narrow::Event(c.into(), min))
+        }
+        Expr::Or { .. } | Expr::Not { .. } => None,
+    }
+}
+
+/// Surviving customers (newest first) with at least `min` events of the requirement's name in
+/// its window, property filters left to the evaluator (so a superset of those matching).
+fn event_candidates(
+    tx: &mut dyn Tx,
+    plan: &Plan,
+    merged: &MergedProfiles,
+    requirement: &ciclo_domain::segment::EventRequirement,
+    min: u64,
+    now: Timestamp,
+) -> Result<Vec<CustomerId>, StoreError> {
+    let bounds = requirement.window.bounds(now, plan.tz);
+    let query = ciclo_store::NamedEventQuery {
+        name: requirement.event.clone(),
+        since: bounds.since,
+        until: bounds.until,
+        customers: None,
+    };
+    let mut per_root: std::collections::HashMap<CustomerId, u64> = Default::default();
+    for (profile, n) in tx.count_named_events(&plan.workspace.id, &query)? {
+        let root = merged.root_of(&profile).unwrap_or(profile);
+        *per_root.entry(root).or_default() += n.max(0) as u64;
+    }
+    let mut ids: Vec<CustomerId> = per_root
+        .into_iter()
+        .filter(|(_, n)| *n >= min)
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort_by(|a, b| b.cmp(a));
+    Ok(ids)
+}
+
 /// What an operator or API client sends to create or change a segment.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SegmentInput {
@@ -71,7 +171,8 @@ impl SegmentView {
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentPreview {
     pub count: usize,
-    /// Customers looked at (every surviving profile).
+    /// Customers looked at: every surviving profile, or the candidates an index narrowed the
+    /// definition to (a city, a stage, a segment, having performed an event).
     pub customers: usize,
     pub sample: Vec<Customer>,
     /// The definition as the language prints it.
@@ -390,27 +491,70 @@ impl Ciclo {
             let merged = MergedProfiles::load(tx, &ws)?;
             let evaluation = Evaluation::preview(&plan, &expr, sample, now);
             let mut outcome = Outcome::default();
-            let mut after: Option<CustomerId> = None;
-            let mut seen = 0usize;
-            loop {
-                let query = CustomerQuery {
-                    sort: CustomerSort::Newest,
-                    after: after.clone().map(|id| CustomerCursor {
-                        key: String::new(),
-                        id,
-                    }),
-                    limit: 5_000,
-                    ..CustomerQuery::default()
-                };
-                let page = tx.list_customers(&ws, &query)?;
-                let n = page.len();
-                seen += n;
-                after = page.last().map(|c| c.id.clone());
-                evaluation.run(tx, page, &merged, &mut outcome)?;
-                if n < 5_000 {
-                    break;
+            let seen = match narrowing(&expr, &plan) {
+                // Only customers an index says may match are looked at.
+                Some(Narrow::Query(base)) => {
+                    let mut after: Option<CustomerId> = None;
+                    let mut seen = 0usize;
+                    loop {
+                        let query = CustomerQuery {
+                            sort: CustomerSort::Newest,
+                            after: after.clone().map(|id| CustomerCursor {
+                                key: String::new(),
+                                id,
+                            }),
+                            limit: PAGE,
+                            ..base.clone()
+                        };
+                        let page = tx.list_customers(&ws, &query)?;
+                        let n = page.len();
+                        seen += n;
+                        after = page.last().map(|c| c.id.clone());
+                        evaluation.run(tx, page, &merged, &mut outcome)?;
+                        if (n as i64) < PAGE {
+                            break;
+                        }
+                    }
+                    seen
                 }
-            }
+                Some(Narrow::Event(requirement, min)) => {
+                    let ids = event_candidates(tx, &plan, &merged, &requirement, min, now)?;
+                    for chunk in ids.chunks(PAGE as usize) {
+                        let mut page: Vec<Customer> = tx
+                            .get_customers(&ws, chunk)?
+                            .into_iter()
+                            .filter(|c| c.merged_into.is_none())
+                            .collect();
+                        page.sort_by(|a, b| b.id.cmp(&a.id));
+                        evaluation.run(tx, page, &merged, &mut outcome)?;
+                    }
+                    ids.len()
+                }
+                None => {
+                    let mut after: Option<CustomerId> = None;
+                    let mut seen = 0usize;
+                    loop {
+                        let query = CustomerQuery {
+                            sort: CustomerSort::Newest,
+                            after: after.clone().map(|id| CustomerCursor {
+                                key: String::new(),
+                                id,
+                            }),
+                            limit: PAGE,
+                            ..CustomerQuery::default()
+                        };
+                        let page = tx.list_customers(&ws, &query)?;
+                        let n = page.len();
+                        seen += n;
+                        after = page.last().map(|c| c.id.clone());
+                        evaluation.run(tx, page, &merged, &mut outcome)?;
+                        if (n as i64) < PAGE {
+                            break;
+                        }
+                    }
+                    seen
+                }
+            };
             Ok((outcome.matching_count, seen, outcome.matching))
         })?;
         Ok(SegmentPreview {
