@@ -3,6 +3,8 @@
 // - "select all" checkbox of the customer list ([data-select-all] names the checkbox group)
 // - confirmation before destructive buttons ([data-confirm] holds the question)
 // - infinite scroll of the timeline (a[data-fragment] fetches the next items as HTML)
+// - the segment editor: preview without reloading (form[data-preview-url]; Ctrl+Enter in the
+//   definition), "go to the error" (selects the text an error is about), "use this example"
 (function () {
   "use strict";
 
@@ -101,10 +103,123 @@
     watch();
   }
 
+  function setupSelectRange(root) {
+    root.querySelectorAll("[data-select-range]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var field = document.querySelector(button.getAttribute("data-select-range"));
+        if (!field) return;
+        var start = parseInt(button.getAttribute("data-start"), 10) || 0;
+        var end = parseInt(button.getAttribute("data-end"), 10) || start;
+        field.focus();
+        field.setSelectionRange(start, Math.max(start + (end > start ? 0 : 1), end));
+      });
+    });
+  }
+
+  function setupExamples() {
+    document.querySelectorAll("[data-insert]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var source = document.querySelector(button.getAttribute("data-insert"));
+        var field = document.querySelector(button.getAttribute("data-target"));
+        if (!source || !field) return;
+        var text = source.textContent;
+        field.focus();
+        field.select();
+        // insertText keeps the browser's undo history; assigning the value does not.
+        var inserted = false;
+        try { inserted = document.execCommand("insertText", false, text); } catch (e) { inserted = false; }
+        if (!inserted || field.value !== text) field.value = text;
+        field.scrollIntoView({ block: "center" });
+      });
+    });
+  }
+
+  function setupSegmentPreview() {
+    var form = document.querySelector("form[data-preview-url]");
+    if (!form) return;
+    var button = form.querySelector('button[name="intent"][value="preview"]');
+    var definition = form.querySelector("#f-definition");
+    if (!button || !definition) return;
+    var busy = false;
+
+    function replace(from, id) {
+      var fresh = from.querySelector("#" + id);
+      var old = document.getElementById(id);
+      if (fresh && old) old.replaceWith(fresh);
+    }
+
+    function fallback() {
+      // Without the fragment, the plain form does the same.
+      var intent = document.createElement("input");
+      intent.type = "hidden";
+      intent.name = "intent";
+      intent.value = "preview";
+      form.appendChild(intent);
+      form.submit();
+    }
+
+    function preview() {
+      if (busy) return;
+      busy = true;
+      button.setAttribute("aria-busy", "true");
+      button.disabled = true;
+      var body = new URLSearchParams(new FormData(form));
+      fetch(form.getAttribute("data-preview-url"), {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html" },
+        body: body.toString(),
+      })
+        .then(function (response) {
+          if (!response.ok) throw new Error("HTTP " + response.status);
+          return response.text();
+        })
+        .then(function (html) {
+          var holder = document.createElement("template");
+          holder.innerHTML = html;
+          var content = holder.content;
+          replace(content, "definition-errors");
+          replace(content, "segment-preview");
+          var summary = content.querySelector("#editor-form-errors");
+          var slot = document.getElementById("editor-form-errors-slot");
+          if (summary && slot) slot.replaceChildren(summary);
+          var errors = document.getElementById("definition-errors");
+          var failed = !!(errors && errors.querySelector(".definition-error"));
+          var field = definition.closest(".field");
+          if (field) field.classList.toggle("has-error", failed);
+          if (failed) definition.setAttribute("aria-invalid", "true");
+          else definition.removeAttribute("aria-invalid");
+          if (errors) setupSelectRange(errors);
+        })
+        .catch(fallback)
+        .then(function () {
+          busy = false;
+          button.disabled = false;
+          button.removeAttribute("aria-busy");
+        });
+    }
+
+    button.addEventListener("click", function (event) {
+      event.preventDefault();
+      preview();
+    });
+    definition.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        preview();
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setupCopy(document);
     setupSelectAll();
     setupConfirm();
     setupTimeline();
+    setupSelectRange(document);
+    setupExamples();
+    setupSegmentPreview();
   });
 })();

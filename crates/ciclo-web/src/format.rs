@@ -132,6 +132,82 @@ pub fn format_date(date: NaiveDate, locale: Locale) -> String {
     }
 }
 
+/// The symbol a money field is labelled with (`R$`, `US$`/`$`, `€`…).
+pub fn currency_label(currency: &str, locale: Locale) -> String {
+    currency_symbol(currency, locale)
+}
+
+/// An amount typed by an operator, in minor units: `1.234,56` or `1234,5` (pt-BR), `1,234.56`
+/// (en), with or without the currency symbol. A lone separator followed by exactly three
+/// digits is a thousands group in pt-BR (`1.500` is 1500) and in English (`1,500`); anything
+/// else that is not a number (or is negative) is `None`.
+pub fn parse_money_minor(text: &str, locale: Locale) -> Option<i64> {
+    let (group, decimal) = separators(locale);
+    let cleaned: String = text
+        .trim()
+        .trim_start_matches("R$")
+        .trim_start_matches("US$")
+        .trim_start_matches(['$', '€', '£'])
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if cleaned.is_empty() || cleaned.starts_with('-') {
+        return None;
+    }
+    // The other locale's decimal point is accepted when it cannot be a thousands group.
+    let (whole, fraction) = match cleaned.rsplit_once(decimal) {
+        Some((w, f)) => (w.to_string(), f.to_string()),
+        None => match cleaned.rsplit_once(group) {
+            Some((w, f)) if f.len() != 3 && !w.contains(group) => (w.to_string(), f.to_string()),
+            _ => (cleaned.clone(), String::new()),
+        },
+    };
+    let whole: String = whole.chars().filter(|c| *c != group).collect();
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    if !whole.chars().all(|c| c.is_ascii_digit())
+        || !fraction.chars().all(|c| c.is_ascii_digit())
+        || fraction.len() > 2
+    {
+        return None;
+    }
+    let units: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let cents: i64 = match fraction.len() {
+        0 => 0,
+        1 => fraction.parse::<i64>().ok()? * 10,
+        _ => fraction.parse().ok()?,
+    };
+    units.checked_mul(100)?.checked_add(cents)
+}
+
+/// A whole number typed by an operator (`1.000` in pt-BR and `1,000` in English are a
+/// thousand), or `None`.
+pub fn parse_integer(text: &str, locale: Locale) -> Option<i64> {
+    let (group, _) = separators(locale);
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .filter(|c| *c != group && !c.is_whitespace())
+        .collect();
+    if cleaned.is_empty() {
+        return None;
+    }
+    cleaned.parse().ok()
+}
+
+/// A day without its year, for chart axes: `27/11` (pt-BR), `Nov 27` (en).
+pub fn format_day_month(date: NaiveDate, locale: Locale) -> String {
+    match locale {
+        Locale::PtBr => date.format("%d/%m").to_string(),
+        Locale::En => format!("{} {}", MONTHS_EN[date.month0() as usize], date.day()),
+    }
+}
+
 /// The time zone named by `time_zone` (IANA), or UTC when it is not one.
 pub fn time_zone(time_zone: &str) -> chrono_tz::Tz {
     time_zone.parse().unwrap_or(chrono_tz::UTC)

@@ -1,8 +1,8 @@
 //! ciclo's operator console: server-rendered HTML pages for the team that works with customers,
 //! in Brazilian Portuguese and English.
 //!
-//! [`console_router`] serves the pages (`/`, `/login`, `/customers`, `/analytics/*`, `/imports`,
-//! `/settings`, …) and their assets (`/assets/*`); the composition root merges it with the JSON
+//! [`console_router`] serves the pages (`/`, `/login`, `/customers`, `/segments`, `/analytics/*`,
+//! `/imports`, `/settings`, …) and their assets (`/assets/*`); the composition root merges it with the JSON
 //! API of `ciclo-http`, which keeps `/api` and `/v1`. Pages are rendered by minijinja from templates
 //! embedded in the binary (HTML auto-escaped); forms work without JavaScript, and a small script
 //! adds infinite scroll, "select all" and copy buttons. Charts are SVG drawn on the server.
@@ -69,7 +69,7 @@ pub fn console_router(app: Ciclo, options: WebOptions) -> Router {
         templates: Arc::new(render::Templates::new()),
         imports: Arc::new(pages::imports::ImportWork::default()),
     };
-    use pages::{analytics, auth, customer, customers, dashboard, imports, settings};
+    use pages::{analytics, auth, customer, customers, dashboard, imports, segments, settings};
     Router::new()
         .route("/assets/console.css", get(assets::css))
         .route("/assets/console.js", get(assets::js))
@@ -82,12 +82,41 @@ pub fn console_router(app: Ciclo, options: WebOptions) -> Router {
         .route("/", get(dashboard::page))
         .route("/customers", get(customers::list))
         .route("/customers/bulk-tag", post(customers::bulk_tag))
+        .route("/customers/export.csv", get(customers::export))
         .route(
             "/customers/{id}",
             get(customer::page).post(customer::update),
         )
         .route("/customers/{id}/timeline", get(customer::timeline_fragment))
         .route("/merges/{id}/undo", post(customer::unmerge))
+        .route("/segments", get(segments::list))
+        .route(
+            "/segments/new",
+            get(segments::editor::new_page).post(segments::editor::create),
+        )
+        .route(
+            "/segments/preview",
+            post(segments::editor::preview_fragment),
+        )
+        .route("/segments/{id}", get(segments::detail::page))
+        .route(
+            "/segments/{id}/edit",
+            get(segments::editor::edit_page).post(segments::editor::update),
+        )
+        .route("/segments/{id}/delete", post(segments::detail::delete))
+        .route(
+            "/segments/{id}/members",
+            post(segments::detail::add_members),
+        )
+        .route(
+            "/segments/{id}/members/remove",
+            post(segments::detail::remove_member),
+        )
+        .route(
+            "/segments/{id}/upload",
+            post(segments::detail::upload).layer(upload_limit),
+        )
+        .route("/segments/{id}/export.csv", get(segments::detail::export))
         .route(
             "/imports",
             get(imports::start)
@@ -107,6 +136,7 @@ pub fn console_router(app: Ciclo, options: WebOptions) -> Router {
         .route("/analytics/funnel", get(analytics::funnel::page))
         .route("/settings", get(settings::page))
         .route("/settings/workspace", post(settings::update_workspace))
+        .route("/settings/lifecycle", post(settings::update_lifecycle))
         .route("/settings/operators", post(settings::add_operator))
         .route("/settings/operators/{id}/role", post(settings::change_role))
         .route(

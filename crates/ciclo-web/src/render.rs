@@ -48,6 +48,20 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/import_result.html"),
     ),
     ("settings.html", include_str!("../templates/settings.html")),
+    ("segments.html", include_str!("../templates/segments.html")),
+    ("segment.html", include_str!("../templates/segment.html")),
+    (
+        "segment_macros.html",
+        include_str!("../templates/segment_macros.html"),
+    ),
+    (
+        "segment_edit.html",
+        include_str!("../templates/segment_edit.html"),
+    ),
+    (
+        "segment_result.html",
+        include_str!("../templates/segment_result.html"),
+    ),
     (
         "analytics_nav.html",
         include_str!("../templates/analytics_nav.html"),
@@ -234,6 +248,28 @@ fn channel_icon(channel: String) -> Value {
     ))
 }
 
+/// An inline SVG icon for the events ciclo writes itself (decorative, like [`channel_icon`]).
+fn system_icon(kind: String) -> Value {
+    let paths = match kind.as_str() {
+        // A group of people with a plus: entered a segment or list.
+        "segment_entered" => {
+            r#"<circle cx="9" cy="8" r="3.2"/><path d="M3 19c.6-3.3 3-5 6-5s5.4 1.7 6 5"/><path d="M18 7v6M15 10h6"/>"#
+        }
+        // The same with a minus: left it.
+        "segment_exited" => {
+            r#"<circle cx="9" cy="8" r="3.2"/><path d="M3 19c.6-3.3 3-5 6-5s5.4 1.7 6 5"/><path d="M15 10h6"/>"#
+        }
+        // A cycle of arrows: moved to another lifecycle stage.
+        "stage_changed" => {
+            r#"<path d="M20 11a8 8 0 0 0-14.3-4.9L4 8"/><path d="M4 3.5V8h4.5"/><path d="M4 13a8 8 0 0 0 14.3 4.9L20 16"/><path d="M20 20.5V16h-4.5"/>"#
+        }
+        _ => r#"<circle cx="12" cy="12" r="3"/>"#,
+    };
+    Value::from_safe_string(format!(
+        r#"<svg class="icon" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round">{paths}</svg>"#
+    ))
+}
+
 impl Templates {
     pub fn new() -> Templates {
         let mut env = Environment::new();
@@ -262,6 +298,7 @@ impl Templates {
         env.add_filter("fill", fill_filter);
         env.add_filter("phone", |value: String| format::format_phone(&value));
         env.add_function("channel_icon", channel_icon);
+        env.add_function("system_icon", system_icon);
         Templates { env }
     }
 

@@ -161,6 +161,7 @@ pub fn run(args: BenchArgs, database_url: Option<&str>) -> anyhow::Result<()> {
             let server = BenchServer::start(database_url)?;
             let result = drive_ingest(&server, &load)?;
             server.check_stored(&result);
+            server.drain_evaluation();
             let peak = peak_rss_mb();
             print_ingest(&load, server.app.store.backend(), &result, peak);
             server.stop()
@@ -247,6 +248,8 @@ impl BenchServer {
             ..Default::default()
         };
         let router = ciclo_http::router(app.clone(), options);
+        // As in `ciclo serve`: segments and lifecycle stages follow the load in real time.
+        app.start_background(ciclo_core::evaluate::BackgroundOptions::default());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = runtime.spawn(async move {
             axum::serve(
@@ -285,6 +288,19 @@ impl BenchServer {
                 result.accepted
             ),
             Err(e) => eprintln!("bench: cannot count stored events: {e}"),
+        }
+    }
+
+    /// Waits for the real-time evaluator to catch up with what the load marked, and says how
+    /// long that took after the last acknowledged batch.
+    fn drain_evaluation(&self) {
+        let started = Instant::now();
+        match self.app.evaluate_pending(usize::MAX) {
+            Ok(n) => eprintln!(
+                "bench: evaluation queue drained {:.1} s after the load ({n} customers left then)",
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => eprintln!("bench: evaluation failed: {e}"),
         }
     }
 

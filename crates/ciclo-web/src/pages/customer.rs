@@ -1,5 +1,8 @@
 //! Customer 360: the editable profile, identities and merge history with un-merge, order stats
-//! and orders with items, tags, and the unified timeline with filters and infinite scroll.
+//! and orders with items, tags, the lifecycle stage (since when, and the stage history), the
+//! segments and lists the customer is in, and the unified timeline with filters and infinite
+//! scroll. The events ciclo writes itself (`Segment Entered`, `Segment Exited`, `Lifecycle Stage
+//! Changed`) read as sentences with their own icons, linking to the segment.
 //!
 //! The timeline's first page comes with the page. Its "older events" link works without
 //! JavaScript (the same page, starting at the cursor); the script instead fetches the
@@ -17,9 +20,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use ciclo_core::customers::{CustomerView, Page};
+use ciclo_core::evaluate::{SEGMENT_ENTERED, SEGMENT_EXITED, STAGE_CHANGED};
+use ciclo_core::lifecycle::CustomerLifecycle;
+use ciclo_core::segments::SegmentView;
 use ciclo_core::CoreError;
 use ciclo_domain::event::{Event, EventType, CHANNELS};
-use ciclo_domain::ids::{CustomerId, MergeId};
+use ciclo_domain::ids::{CustomerId, MergeId, SegmentId};
+use ciclo_domain::lifecycle::Stage;
 use ciclo_domain::operator::Permission;
 use ciclo_domain::order::{Order, ORDER_COMPLETED};
 use ciclo_store::TimelineQuery;
@@ -134,7 +141,51 @@ fn value_text(key: &str, value: &serde_json::Value, money: Option<(&str, Locale)
     }
 }
 
+/// What the timeline says about the events ciclo itself writes: entering or leaving a segment
+/// or list, and moving to another lifecycle stage. `None` for every other event.
+fn system_item(event: &Event) -> Option<Value> {
+    if event.source != "system" {
+        return None;
+    }
+    let text = |key: &str| {
+        event
+            .properties
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    let stage = |key: &str| text(key).and_then(|s| Stage::parse(&s)).map(Stage::as_str);
+    match event.name.as_deref()? {
+        name @ (SEGMENT_ENTERED | SEGMENT_EXITED) => Some(context! {
+            kind => if name == SEGMENT_ENTERED { "segment_entered" } else { "segment_exited" },
+            list => text("segment_kind").as_deref() == Some("static"),
+            segment_id => text("segment_id").filter(|id| SegmentId::parse(id).is_ok()),
+            segment_name => text("segment_name").unwrap_or_default(),
+            initial => event.properties.get("initial").and_then(serde_json::Value::as_bool).unwrap_or(false),
+        }),
+        STAGE_CHANGED => Some(context! {
+            kind => "stage_changed",
+            from => stage("from"),
+            to => stage("to"),
+            initial => false,
+        }),
+        _ => None,
+    }
+}
+
 fn event_item(event: &Event, locale: Locale, workspace_currency: &str) -> Value {
+    if let Some(system) = system_item(event) {
+        return context! {
+            id => event.id.as_str(),
+            kind => event.event_type.as_str(),
+            name => event.name.as_deref(),
+            channel => "other",
+            source => event.source.as_str(),
+            timestamp => event.timestamp.to_rfc3339(),
+            details => Vec::<Value>::new(),
+            system => system,
+        };
+    }
     let is_order = event.name.as_deref() == Some(ORDER_COMPLETED);
     let currency = event
         .properties
@@ -165,6 +216,7 @@ fn event_item(event: &Event, locale: Locale, workspace_currency: &str) -> Value 
         source => event.source.as_str(),
         timestamp => event.timestamp.to_rfc3339(),
         details => details,
+        system => None::<Value>,
     }
 }
 
@@ -238,6 +290,8 @@ struct Loaded {
     view: CustomerView,
     orders: Vec<Order>,
     timeline: Page<Event>,
+    lifecycle: CustomerLifecycle,
+    segments: Vec<(SegmentView, ciclo_domain::Timestamp)>,
 }
 
 async fn load(
@@ -260,10 +314,14 @@ async fn load(
                 }
                 other => other?,
             };
+        let lifecycle = ciclo.customer_lifecycle(&actor, &view.customer.id)?;
+        let segments = ciclo.customer_segments(&actor, &view.customer.id)?;
         Ok(Loaded {
             view,
             orders,
             timeline,
+            lifecycle,
+            segments,
         })
     })
     .await
@@ -331,7 +389,37 @@ fn render_page(
         .iter()
         .map(|f| context! { name => *f, value => form.get(f).cloned().unwrap_or_default() })
         .collect();
+    let lifecycle = &loaded.lifecycle;
+    let stage_history: Vec<Value> = lifecycle
+        .history
+        .iter()
+        .map(|change| {
+            context! {
+                from => change.from.map(Stage::as_str),
+                to => change.to.as_str(),
+                at => change.at.to_rfc3339(),
+            }
+        })
+        .collect();
+    let memberships: Vec<Value> = loaded
+        .segments
+        .iter()
+        .map(|(segment, since)| {
+            context! {
+                id => segment.record.id.as_str(),
+                name => segment.record.name.as_str(),
+                kind => segment.record.kind.as_str(),
+                since => since.to_rfc3339(),
+            }
+        })
+        .collect();
     let values = context! {
+        lifecycle => context! {
+            stage => lifecycle.stage.map(Stage::as_str),
+            since => lifecycle.since.map(|t| t.to_rfc3339()),
+            history => stage_history,
+        },
+        memberships => memberships,
         customer => Value::from_serialize(customer),
         display_name => customer.name.clone()
             .or_else(|| customer.email.as_ref().map(|e| e.to_string()))

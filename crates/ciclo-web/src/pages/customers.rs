@@ -5,7 +5,9 @@
 //! the URL (`back`, the cursors of the pages before, `.` for the first), so "previous" needs no
 //! server state and costs the same as "next" however deep the operator goes. The filter
 //! parameters have the names of the JSON API's (`search`, `tag`, `city`, `has_ordered`,
-//! `seen_after`, `sort`), so the export link is the API's export with the same query.
+//! `seen_after`, `sort`), so the export link is the API's export with the same query. The
+//! lifecycle `stage` and `segment` filters are the console's own: with either, the export link
+//! is the console's `/customers/export.csv`, which knows them.
 
 use crate::pages::{field_messages, see_other};
 use crate::render;
@@ -15,7 +17,8 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use ciclo_core::CoreError;
-use ciclo_domain::ids::CustomerId;
+use ciclo_domain::ids::{CustomerId, SegmentId};
+use ciclo_domain::lifecycle::Stage;
 use ciclo_domain::operator::Permission;
 use ciclo_domain::FieldError;
 use ciclo_store::{CustomerQuery, CustomerSort};
@@ -40,6 +43,10 @@ pub(crate) struct Filters {
     pub has_ordered: String,
     /// `YYYY-MM-DD` or empty.
     pub seen_after: String,
+    /// A lifecycle stage (`retention`…) or empty.
+    pub stage: String,
+    /// A segment or list id or empty.
+    pub segment: String,
     pub sort: &'static str,
 }
 
@@ -79,6 +86,12 @@ impl Filters {
                 _ => String::new(),
             },
             seen_after: get("seen_after"),
+            stage: Stage::parse(&get("stage"))
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            segment: SegmentId::parse(&get("segment"))
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
             sort: sort_name(sort),
         };
         let seen_after = if filters.seen_after.is_empty() {
@@ -108,6 +121,8 @@ impl Filters {
                 _ => None,
             },
             seen_after,
+            stage: Stage::parse(&filters.stage),
+            segment: SegmentId::parse(&filters.segment).ok(),
             sort,
             after: None,
             limit: PAGE_SIZE,
@@ -124,6 +139,8 @@ impl Filters {
             ("city", &self.city),
             ("has_ordered", &self.has_ordered),
             ("seen_after", &self.seen_after),
+            ("stage", &self.stage),
+            ("segment", &self.segment),
         ] {
             if !value.is_empty() {
                 pairs.push((name, value.clone()));
@@ -176,14 +193,29 @@ pub(crate) async fn list(
     let ciclo = state.ciclo.clone();
     let actor = console.actor.clone();
     let asked = cursor.clone();
-    let page = core(
-        move || match ciclo.list_customers(&actor, query.clone(), asked.as_deref()) {
+    let (page, segments) = core(move || {
+        let page = match ciclo.list_customers(&actor, query.clone(), asked.as_deref()) {
             // A cursor from another sort or a mangled URL: start over rather than fail.
-            Err(CoreError::Invalid(_)) => ciclo.list_customers(&actor, query, None),
-            other => other,
-        },
-    )
+            Err(CoreError::Invalid(_)) => ciclo.list_customers(&actor, query, None)?,
+            other => other?,
+        };
+        Ok((page, ciclo.list_segments(&actor)?))
+    })
     .await?;
+    let segment_options: Vec<Value> = segments
+        .iter()
+        .map(|s| {
+            context! {
+                id => s.record.id.as_str(),
+                name => s.record.name.as_str(),
+                kind => s.record.kind.as_str(),
+            }
+        })
+        .collect();
+    let segment_name = segments
+        .iter()
+        .find(|s| s.record.id.as_str() == filters.segment)
+        .map(|s| s.record.name.clone());
 
     let base = filters.pairs();
     let next_url = page.next_cursor.as_ref().map(|next| {
@@ -215,7 +247,12 @@ pub(crate) async fn list(
             (*sort, link)
         })
         .collect();
-    let export_url = with_query("/api/v1/exports/customers.csv", &base);
+    // The JSON API's export knows the profile filters; stage and segment need the console's.
+    let export_url = if filters.stage.is_empty() && filters.segment.is_empty() {
+        with_query("/api/v1/exports/customers.csv", &base)
+    } else {
+        with_query("/customers/export.csv", &base)
+    };
     let here_query = console
         .here
         .split_once('?')
@@ -242,6 +279,9 @@ pub(crate) async fn list(
         export_url => console.can(Permission::ExportCustomers).then_some(export_url),
         return_to => return_to,
         filtered => !base.iter().all(|(k, _)| *k == "sort"),
+        stages => Stage::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        segments => segment_options,
+        segment_name => segment_name,
     };
     render::page(
         &state.templates,
@@ -305,4 +345,29 @@ pub(crate) async fn bulk_tag(
     })
     .await??;
     Ok(see_other(&back("notice", "tagged")))
+}
+
+/// `GET /customers/export.csv`: the customers of the list's filters (stage and segment too) as
+/// CSV, with the columns of the JSON API's export.
+pub(crate) async fn export(
+    State(state): State<WebState>,
+    console: Console,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, WebError> {
+    console.require(Permission::ExportCustomers)?;
+    let mut errors = Vec::new();
+    let (_, mut query) = Filters::parse(&q, &mut errors);
+    query.limit = ciclo_core::customers::MAX_PAGE;
+    let ciclo = state.ciclo.clone();
+    let actor = console.actor.clone();
+    let bytes = core(move || {
+        let mut out = Vec::new();
+        ciclo.export_customers_csv(&actor, query, &mut out)?;
+        Ok(out)
+    })
+    .await?;
+    Ok(crate::pages::segments::detail::csv_response(
+        "customers.csv",
+        bytes,
+    ))
 }

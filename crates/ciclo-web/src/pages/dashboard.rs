@@ -1,5 +1,6 @@
 //! The home page: headline numbers and four charts from `Ciclo::dashboard` — customers by
-//! lifecycle stage, new customers and orders per month, revenue per month.
+//! lifecycle stage (the stored stages of `Ciclo::stage_counts` once the evaluator has stored
+//! any), new customers and orders per month, revenue per month.
 
 use crate::charts::{bar_chart, column_chart, line_chart, ChartPoint};
 use crate::format::{format_integer, format_money, format_month};
@@ -83,7 +84,20 @@ pub(crate) async fn page(
 ) -> Result<Response, WebError> {
     let ciclo = state.ciclo.clone();
     let actor = console.actor.clone();
-    let data = core(move || ciclo.dashboard(&actor)).await?;
+    let data = core(move || {
+        let mut data = ciclo.dashboard(&actor)?;
+        // Stages as the evaluator stored them, once it has stored any; until then the
+        // dashboard's own reckoning from order stats.
+        let stored = ciclo.stage_counts(&actor)?;
+        if stored.iter().any(|(_, n)| *n > 0) {
+            data.customers_by_stage = stored
+                .iter()
+                .map(|(stage, n)| (stage.as_str().to_string(), *n))
+                .collect();
+        }
+        Ok(data)
+    })
+    .await?;
     let charts = charts(&data, console.locale, &console.actor.workspace.currency);
     let values = context! {
         data => Value::from_serialize(&data),

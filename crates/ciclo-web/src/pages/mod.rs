@@ -9,6 +9,7 @@ pub(crate) mod customer;
 pub(crate) mod customers;
 pub(crate) mod dashboard;
 pub(crate) mod imports;
+pub(crate) mod segments;
 pub(crate) mod settings;
 
 use crate::i18n::Locale;

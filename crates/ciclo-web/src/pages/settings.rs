@@ -10,6 +10,9 @@
 //! URL), a first code turns it on and answers with the ten recovery codes, shown that once; a
 //! current code or a recovery code turns it off.
 
+use crate::format::{
+    currency_label, format_integer, format_minor, format_money, parse_integer, parse_money_minor,
+};
 use crate::i18n::{fill, Locale};
 use crate::pages::{field_messages, form_errors, see_other};
 use crate::render::{self, query_param};
@@ -22,6 +25,7 @@ use axum::response::Response;
 use ciclo_core::mfa::TotpStatus;
 use ciclo_core::CoreError;
 use ciclo_domain::ids::{ApiKeyId, OperatorId};
+use ciclo_domain::lifecycle::LifecycleRules;
 use ciclo_domain::operator::{Permission, Role};
 use ciclo_domain::FieldError;
 use minijinja::{context, Value};
@@ -61,6 +65,82 @@ struct Extras {
     key_errors: Vec<FieldError>,
     new_key: Option<(String, String)>,
     two_factor: TwoFactorForm,
+    lifecycle_errors: Vec<FieldError>,
+    lifecycle_form: Option<BTreeMap<&'static str, String>>,
+}
+
+/// The fields of the lifecycle rules form, in order (money in major units, as typed).
+const LIFECYCLE_FIELDS: &[&str] = &[
+    "acquisition_days",
+    "at_risk_after_days",
+    "lapsed_after_days",
+    "loyalty_min_orders",
+    "loyalty_min_spent",
+];
+
+/// The rules as the form shows them.
+fn lifecycle_form(rules: &LifecycleRules, locale: Locale) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("acquisition_days", rules.acquisition_days.to_string()),
+        ("at_risk_after_days", rules.at_risk_after_days.to_string()),
+        ("lapsed_after_days", rules.lapsed_after_days.to_string()),
+        ("loyalty_min_orders", rules.loyalty_min_orders.to_string()),
+        (
+            "loyalty_min_spent",
+            format_minor(rules.loyalty_min_spent_minor, locale),
+        ),
+    ])
+}
+
+/// The rules written out, first that holds wins, with this workspace's numbers.
+fn lifecycle_explained(rules: &LifecycleRules, locale: Locale, currency: &str) -> Vec<Value> {
+    let days = |n: i64| format_integer(n, locale);
+    let defaults = LifecycleRules::default();
+    [
+        ("reach", vec![]),
+        ("lapsed", vec![("days", days(rules.lapsed_after_days))]),
+        ("at_risk", vec![("days", days(rules.at_risk_after_days))]),
+        (
+            "loyalty",
+            vec![
+                ("orders", days(rules.loyalty_min_orders)),
+                (
+                    "amount",
+                    format_money(rules.loyalty_min_spent_minor, currency, locale),
+                ),
+            ],
+        ),
+        ("retention", vec![]),
+        ("acquisition", vec![("days", days(rules.acquisition_days))]),
+        ("nurture", vec![("days", days(rules.acquisition_days))]),
+    ]
+    .into_iter()
+    .map(|(stage, values)| {
+        let values: Vec<(&str, String)> = values.into_iter().collect();
+        let key = if stage == "loyalty" && rules.loyalty_min_spent_minor == 0 {
+            "lifecycle_rules.rules.loyalty_orders_only".to_string()
+        } else {
+            format!("lifecycle_rules.rules.{stage}")
+        };
+        context! {
+            stage => stage,
+            rule => fill(&locale.text(&key), &values),
+        }
+    })
+    .chain(std::iter::once(context! {
+        stage => "defaults",
+        rule => fill(
+            &locale.text("lifecycle_rules.defaults"),
+            &[
+                ("acquisition", days(defaults.acquisition_days)),
+                ("at_risk", days(defaults.at_risk_after_days)),
+                ("lapsed", days(defaults.lapsed_after_days)),
+                ("orders", days(defaults.loyalty_min_orders)),
+                ("amount", format_money(defaults.loyalty_min_spent_minor, currency, locale)),
+            ],
+        ),
+    }))
+    .collect()
 }
 
 /// What a two-factor form sends back to the settings page.
@@ -150,7 +230,7 @@ async fn render_settings(
     let ciclo = state.ciclo.clone();
     let actor = console.actor.clone();
     let can_manage = console.can(Permission::ManageWorkspace);
-    let (operators, keys, totp) = core(move || {
+    let (operators, keys, totp, rules) = core(move || {
         let operators = ciclo.list_operators(&actor)?;
         let keys = if can_manage {
             ciclo.list_api_keys(&actor)?
@@ -162,7 +242,8 @@ async fn render_settings(
             Some(_) => Some(ciclo.totp_status(&actor)?),
             None => None,
         };
-        Ok((operators, keys, totp))
+        let rules = ciclo.lifecycle_rules(&actor)?;
+        Ok((operators, keys, totp, rules))
     })
     .await?;
     let me = console.actor.operator_id.clone();
@@ -205,7 +286,19 @@ async fn render_settings(
         .filter(|r| *r != "owner" || console.can(Permission::OwnWorkspace))
         .collect();
     let locale = console.locale;
+    let currency = console.actor.workspace.currency.as_str();
+    let explained = lifecycle_explained(&rules, locale, currency);
+    let lifecycle_form = extras
+        .lifecycle_form
+        .unwrap_or_else(|| lifecycle_form(&rules, locale));
     let values = context! {
+        lifecycle => context! {
+            form => lifecycle_form,
+            errors => lifecycle_messages(locale, &extras.lifecycle_errors),
+            explained => explained,
+            currency_label => currency_label(currency, locale),
+            fields => LIFECYCLE_FIELDS,
+        },
         workspace => context! { write_key => ws.write_key.as_str(), id => ws.id.as_str() },
         workspace_form => workspace_form,
         workspace_errors => field_messages(locale, &extras.workspace_errors),
@@ -535,4 +628,121 @@ pub(crate) async fn disable_two_factor(
         ..Default::default()
     };
     render_settings(&state, &console, extras, StatusCode::UNPROCESSABLE_ENTITY).await
+}
+
+/// The lifecycle form's errors in the operator's language, by field; each field has its own
+/// message (its range), and "lapsed" a second one for coming before "at risk".
+fn lifecycle_messages(locale: Locale, errors: &[FieldError]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for error in errors {
+        let field = match error.field.as_str() {
+            "loyalty_min_spent_minor" => "loyalty_min_spent",
+            other => other,
+        };
+        let key = match error.code.as_str() {
+            "not_a_number" | "not_an_amount" | "lapsed_order" => {
+                format!("lifecycle_rules.errors.{}", error.code)
+            }
+            _ => format!("lifecycle_rules.errors.{field}"),
+        };
+        let message = if locale.has(&key) {
+            locale.text(&key)
+        } else {
+            locale.field_error(error)
+        };
+        out.entry(field.to_string()).or_insert(message);
+    }
+    out
+}
+
+/// Reads the form: every number, or the fields that are not numbers.
+fn read_rules(
+    form: &BTreeMap<&'static str, String>,
+    locale: Locale,
+) -> Result<LifecycleRules, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut whole = |field: &'static str| {
+        parse_integer(&form[field], locale).unwrap_or_else(|| {
+            errors.push(FieldError::new("not_a_number", field, "not a whole number"));
+            0
+        })
+    };
+    let rules = LifecycleRules {
+        acquisition_days: whole("acquisition_days"),
+        at_risk_after_days: whole("at_risk_after_days"),
+        lapsed_after_days: whole("lapsed_after_days"),
+        loyalty_min_orders: whole("loyalty_min_orders"),
+        loyalty_min_spent_minor: 0,
+    };
+    let spent = parse_money_minor(&form["loyalty_min_spent"], locale);
+    if spent.is_none() {
+        errors.push(FieldError::new(
+            "not_an_amount",
+            "loyalty_min_spent",
+            "not an amount",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(LifecycleRules {
+            loyalty_min_spent_minor: spent.unwrap_or_default(),
+            ..rules
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// `POST /settings/lifecycle`: saves the lifecycle rules (every customer's stage is computed
+/// again with them before the answer); `intent=defaults` puts the documented defaults back.
+pub(crate) async fn update_lifecycle(
+    State(state): State<WebState>,
+    console: Console,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let form = console.form(&body)?;
+    console.require(Permission::ManageWorkspace)?;
+    let locale = console.locale;
+    let typed: BTreeMap<&'static str, String> = LIFECYCLE_FIELDS
+        .iter()
+        .map(|f| (*f, form.text(f)))
+        .collect();
+    let rules = if form.get("intent") == Some("defaults") {
+        Ok(LifecycleRules::default())
+    } else {
+        read_rules(&typed, locale)
+    };
+    let outcome = match rules {
+        Err(errors) => Err(errors),
+        Ok(rules) => {
+            let ciclo = state.ciclo.clone();
+            let actor = console.actor.clone();
+            let sent = rules.clone();
+            match blocking(move || ciclo.set_lifecycle_rules(&actor, &sent)).await? {
+                Ok(_) => Ok(()),
+                Err(error) => {
+                    let mut errors = invalid_or_page(error)?;
+                    // "Lapsed" in range but not after "at risk": say that, not the range.
+                    for e in &mut errors {
+                        if e.field == "lapsed_after_days"
+                            && (1..=7300).contains(&rules.lapsed_after_days)
+                        {
+                            e.code = "lapsed_order".into();
+                        }
+                    }
+                    Err(errors)
+                }
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => Ok(see_other("/settings?notice=lifecycle_saved#lifecycle")),
+        Err(errors) => {
+            let extras = Extras {
+                lifecycle_errors: errors,
+                lifecycle_form: Some(typed),
+                ..Default::default()
+            };
+            render_settings(&state, &console, extras, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
 }

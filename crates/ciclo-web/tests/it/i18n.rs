@@ -67,6 +67,11 @@ fn every_validation_code_the_forms_can_meet_has_a_message() {
         "invalid_timestamp",
         "unknown_field",
         "unknown_column",
+        "required",
+        "segment_name_taken",
+        "ids_missing",
+        "too_many_ids",
+        "preview_failed",
     ] {
         for locale in Locale::ALL {
             assert!(

@@ -10,6 +10,7 @@ mod flows;
 mod format;
 mod i18n;
 mod roles;
+mod segments;
 mod two_factor;
 
 use axum::body::{to_bytes, Body};
@@ -75,6 +76,8 @@ impl FlakyStore {
 pub struct TestApp {
     pub router: Router,
     pub ciclo: Ciclo,
+    /// The clock core reads (advance it to see time pass).
+    pub clock: Arc<FixedClock>,
     pub workspace: Workspace,
     pub store: Arc<FlakyStore>,
     _dir: tempfile::TempDir,
@@ -92,6 +95,10 @@ impl TestApp {
     }
 
     pub fn with_options(options: WebOptions) -> TestApp {
+        // Template and handler failures are logged: `CICLO_TEST_LOG=1` shows them.
+        if std::env::var_os("CICLO_TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ciclo.db");
         let inner = ciclo_store_sqlite::SqliteStore::open(path.to_str().unwrap()).unwrap();
@@ -101,7 +108,7 @@ impl TestApp {
         });
         store.migrate().unwrap();
         let clock = Arc::new(FixedClock::at(t("2026-06-01T12:00:00Z")));
-        let ciclo = Ciclo::new(store.clone(), clock, Arc::new(SystemRandom));
+        let ciclo = Ciclo::new(store.clone(), clock.clone(), Arc::new(SystemRandom));
         let boot = ciclo
             .bootstrap(NewWorkspace::default(), OWNER_EMAIL, Some(PASSWORD))
             .unwrap()
@@ -111,6 +118,7 @@ impl TestApp {
         TestApp {
             router,
             ciclo,
+            clock,
             workspace: boot.workspace,
             store,
             _dir: dir,

@@ -36,6 +36,8 @@ async fn pages_render_for_each_role_in_both_languages() {
                 format!("/customers/{id}/timeline"),
                 "/imports".into(),
                 "/settings".into(),
+                "/segments".into(),
+                "/customers?stage=reach".into(),
             ] {
                 let page = browser.get(&path).await;
                 assert_eq!(

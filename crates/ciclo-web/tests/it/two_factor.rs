@@ -33,6 +33,7 @@ fn app_with_clock() -> (TestApp, Arc<FixedClock>) {
     let app = TestApp {
         router,
         ciclo,
+        clock: clock.clone(),
         workspace: boot.workspace,
         store,
         _dir: dir,

@@ -1,7 +1,8 @@
 //! `GET /analytics/funnel?from=YYYY-MM-DD&to=YYYY-MM-DD`: the lifecycle funnel over a period —
 //! how many customers had reached each stage of the cycle by its end (with the conversion from
 //! one stage to the next), customers per stage at its start and end, and how many moved on to
-//! the next stage during it. Dates are days in the workspace's time zone; the period runs from
+//! the next stage during it, and the moves between stored stages the evaluator recorded in the
+//! period (`Ciclo::stage_flow`). Dates are days in the workspace's time zone; the period runs from
 //! the start of `from` to the end of `to` (or now). The default is the last 90 days.
 
 use super::charts::{funnel, FunnelBar};
@@ -18,6 +19,7 @@ use chrono::{Duration, NaiveDate, TimeZone};
 use ciclo_core::analytics::FunnelReport;
 use ciclo_domain::lifecycle::Stage;
 use ciclo_domain::{FieldError, Timestamp};
+use ciclo_store::StageTransition;
 use minijinja::{context, Value};
 use std::collections::HashMap;
 
@@ -69,6 +71,37 @@ pub(crate) fn chart(report: &FunnelReport, locale: Locale) -> String {
         &locale.text("analytics.funnel_page.reached"),
         &bars,
     )
+}
+
+/// Which way a move goes: into the cycle, on through it, slipping away, or back from risk.
+fn direction(from: Option<Stage>, to: Stage) -> &'static str {
+    let away = |s: Stage| matches!(s, Stage::AtRisk | Stage::Lapsed);
+    match from {
+        None => "entered",
+        Some(f) if away(f) && !away(to) => "recovered",
+        Some(_) if away(to) => "slipping",
+        Some(f) if f < to => "advanced",
+        Some(_) => "other",
+    }
+}
+
+/// The moves between stored stages in the period, most frequent first: a row per (from, to)
+/// with the customers who made it and their share of all moves.
+pub(crate) fn flow_values(flow: &[StageTransition], locale: Locale) -> Value {
+    let total: i64 = flow.iter().map(|t| t.customers).sum();
+    let rows: Vec<Value> = flow
+        .iter()
+        .map(|t| {
+            context! {
+                from => t.from.map(|s| stage_name(locale, s)),
+                to => stage_name(locale, t.to),
+                customers => t.customers,
+                share => if total > 0 { Some(t.customers as f64 / total as f64) } else { None },
+                direction => direction(t.from, t.to),
+            }
+        })
+        .collect();
+    context! { rows => rows, total => total }
 }
 
 /// The page's values (separate from the handler so tests can render it).
@@ -157,13 +190,20 @@ pub(crate) async fn page(
     let to = start_of(to_day + Duration::days(1), tz) - Duration::microseconds(1);
     let ciclo = state.ciclo.clone();
     let actor = console.actor.clone();
-    let report = core(move || ciclo.funnel(&actor, from, to)).await?;
+    let (report, flow) = core(move || {
+        let report = ciclo.funnel(&actor, from, to)?;
+        let flow = ciclo.stage_flow(&actor, from, to)?;
+        Ok((report, flow))
+    })
+    .await?;
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let values = values(&report, console.locale, tz, from_day, to_day, &errors);
+    let flow = flow_values(&flow, console.locale);
+    let values =
+        context! { flow => flow, ..values(&report, console.locale, tz, from_day, to_day, &errors) };
     render::page_with_status(
         &state.templates,
         &console,
