@@ -22,13 +22,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use ciclo_core::mfa::{LoginStep, CHALLENGE_MINUTES};
+use ciclo_core::mfa::LoginStep;
 use ciclo_core::CoreError;
 use ciclo_domain::ids::WorkspaceId;
-use ciclo_domain::Timestamp;
 use minijinja::context;
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
 
 const LOGIN_COOKIE: &str = "ciclo_login";
 
@@ -46,33 +43,6 @@ fn local_or_home(next: &str) -> String {
     } else {
         "/".to_string()
     }
-}
-
-/// Wrong codes a sign-in challenge survives; the next one ends it (back to the password).
-const MAX_CODE_ATTEMPTS: u32 = 5;
-
-/// Wrong codes per live challenge, in this process. Core lets a challenge be tried until it
-/// expires; this keeps guessing to a handful of codes per password check.
-fn failed_codes() -> &'static Mutex<HashMap<String, (u32, Timestamp)>> {
-    static FAILED: OnceLock<Mutex<HashMap<String, (u32, Timestamp)>>> = OnceLock::new();
-    FAILED.get_or_init(Mutex::default)
-}
-
-/// Counts a wrong code for `challenge`; whether the challenge has now used up its attempts.
-fn count_wrong_code(challenge: &str, now: Timestamp) -> bool {
-    let mut failed = failed_codes().lock().unwrap_or_else(|e| e.into_inner());
-    let horizon = now - chrono::Duration::minutes(CHALLENGE_MINUTES);
-    failed.retain(|_, (_, first)| *first > horizon);
-    let entry = failed.entry(challenge.to_string()).or_insert((0, now));
-    entry.0 += 1;
-    entry.0 >= MAX_CODE_ATTEMPTS
-}
-
-fn forget_wrong_codes(challenge: &str) {
-    failed_codes()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(challenge);
 }
 
 struct LoginForm<'a> {
@@ -148,13 +118,32 @@ fn login_token_ok(headers: &HeaderMap, form: &FormData) -> bool {
 }
 
 /// Signed in: the session cookie, the sign-in cookie cleared, on to `next`.
-fn signed_in(state: &WebState, token: &str, next: &str) -> Response {
+fn signed_in(state: &WebState, token: &str, next: &str, locale: Option<Locale>) -> Response {
     let mut response = see_other(next);
     let secure = state.options.secure_cookies;
     let headers = response.headers_mut();
     headers.append(header::SET_COOKIE, session_set_cookie(token, secure));
     headers.append(header::SET_COOKIE, login_cookie("", secure));
+    // The language saved on the account follows the operator to every device.
+    if let Some(locale) = locale {
+        headers.append(header::SET_COOKIE, language_cookie(Some(locale), secure));
+    }
     response
+}
+
+/// The language the operator saved on their account, if any.
+async fn saved_locale(
+    state: &WebState,
+    operator: &ciclo_domain::ids::OperatorId,
+) -> Option<Locale> {
+    let ciclo = state.ciclo.clone();
+    let operator = operator.clone();
+    blocking(move || ciclo.operator_locale(&operator))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
+        .and_then(|l| Locale::parse(&l))
 }
 
 /// `POST /login`: checks the password; sets the session cookie and goes where the operator was
@@ -181,7 +170,10 @@ pub(crate) async fn login(
     let login_email = email.clone();
     let outcome = blocking(move || ciclo.login_start(&login_email, &password, None)).await?;
     match outcome {
-        Ok(LoginStep::Done(token, _session)) => Ok(signed_in(&state, &token, &next)),
+        Ok(LoginStep::Done(token, session)) => {
+            let locale = saved_locale(&state, &session.operator_id).await;
+            Ok(signed_in(&state, &token, &next, locale))
+        }
         Ok(LoginStep::SecondFactor { challenge }) => {
             let form = LoginForm {
                 second_factor: Some((&challenge, None)),
@@ -239,24 +231,16 @@ pub(crate) async fn login_code(
     let sent = challenge.clone();
     let outcome = blocking(move || ciclo.login_complete(&sent, &code)).await?;
     match outcome {
-        Ok((token, _session)) => {
-            forget_wrong_codes(&challenge);
-            Ok(signed_in(&state, &token, &next))
+        Ok((token, session)) => {
+            let locale = saved_locale(&state, &session.operator_id).await;
+            Ok(signed_in(&state, &token, &next, locale))
         }
-        Err(CoreError::Invalid(_)) => {
-            if !count_wrong_code(&challenge, state.ciclo.clock.now()) {
-                return ask_again("wrong", StatusCode::UNAUTHORIZED);
-            }
-            forget_wrong_codes(&challenge);
-            let ciclo = state.ciclo.clone();
-            let ended = challenge.clone();
-            blocking(move || ciclo.logout(&ended)).await??;
+        // Core counts wrong codes per operator and ends the challenge after a few.
+        Err(CoreError::Invalid(errors)) if errors.iter().any(|e| e.code == "too_many_attempts") => {
             restart("too_many", StatusCode::UNAUTHORIZED)
         }
-        Err(CoreError::Unauthorized) => {
-            forget_wrong_codes(&challenge);
-            restart("expired", StatusCode::UNAUTHORIZED)
-        }
+        Err(CoreError::Invalid(_)) => ask_again("wrong", StatusCode::UNAUTHORIZED),
+        Err(CoreError::Unauthorized) => restart("expired", StatusCode::UNAUTHORIZED),
         Err(other) => Err(other.into()),
     }
 }
@@ -310,11 +294,15 @@ pub(crate) async fn set_language(
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         let ciclo = state.ciclo.clone();
         let session = blocking(move || ciclo.authenticate_session(&token)).await?;
-        if let Ok((_, session)) = session {
+        if let Ok((actor, session)) = session {
             let sent = form.get("csrf_token").unwrap_or_default();
             if !constant_time_eq(sent.as_bytes(), session.csrf_token.as_bytes()) {
                 return Err(ErrorPage::Csrf.into());
             }
+            // Saved on the account too, so it follows the operator to other devices.
+            let chosen = Locale::parse(&form.text("lang"));
+            let ciclo = state.ciclo.clone();
+            blocking(move || ciclo.set_operator_locale(&actor, chosen.map(Locale::code))).await??;
         }
     }
     let choice = form.text("lang");

@@ -671,6 +671,38 @@ async fn language_from_preference_then_browser_then_workspace() {
 }
 
 #[tokio::test]
+async fn the_chosen_language_is_saved_on_the_account_and_follows_to_a_new_device() {
+    let app = TestApp::new();
+    let mut laptop = app.signed_in(OWNER_EMAIL).await;
+    let page = laptop.get("/customers").await;
+    page.assert_contains("<h1>Clientes</h1>");
+    laptop
+        .submit(&page, "/language", &[("lang", "en"), ("next", "/customers")])
+        .await;
+    // A phone with no cookies and a Portuguese browser signs in: English, from the account.
+    let mut phone = app.browser();
+    phone.accept_language = Some("pt-BR".into());
+    let signed = phone.sign_in(OWNER_EMAIL, PASSWORD).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER);
+    phone
+        .get("/customers")
+        .await
+        .assert_contains("<h1>Customers</h1>");
+    // Going back to "follow the browser" clears it on the account too.
+    let page = laptop.get("/settings").await;
+    laptop
+        .submit(&page, "/language", &[("lang", "auto"), ("next", "/settings")])
+        .await;
+    let mut tablet = app.browser();
+    tablet.accept_language = Some("pt-BR".into());
+    tablet.sign_in(OWNER_EMAIL, PASSWORD).await;
+    tablet
+        .get("/customers")
+        .await
+        .assert_contains("<h1>Clientes</h1>");
+}
+
+#[tokio::test]
 async fn user_data_is_escaped() {
     let app = TestApp::new();
     let id = app.customer(
