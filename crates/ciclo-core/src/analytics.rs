@@ -903,9 +903,76 @@ fn funnel_report(
 // ---------------------------------------------------------------------------------------------
 // Use cases
 
+/// Reports over a large workspace reuse the gathered profiles and orders for a while instead of
+/// scanning them again on every page view: a gathering that took `t` is kept for 30 × `t`
+/// (at most [`MAX_REUSE`]); one that took under [`REUSE_FROM`] is never kept, so small
+/// workspaces always see the latest data. The scheduled scores job gathers on its own and leaves
+/// its result here, so the pages of a large workspace are usually served from it.
+pub(crate) struct AnalyticsCache {
+    entries: std::sync::Mutex<HashMap<ciclo_domain::ids::WorkspaceId, CachedBase>>,
+}
+
+impl Default for AnalyticsCache {
+    fn default() -> Self {
+        AnalyticsCache {
+            entries: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+struct CachedBase {
+    base: std::sync::Arc<Base>,
+    gathered: std::time::Instant,
+    keep: std::time::Duration,
+}
+
+/// Gatherings faster than this are not kept.
+const REUSE_FROM: std::time::Duration = std::time::Duration::from_millis(500);
+/// The longest a gathering is reused.
+const MAX_REUSE: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Ciclo {
+    /// The workspace's profiles and orders for the reports: reused when a recent gathering is
+    /// kept (see [`AnalyticsCache`]), gathered otherwise.
+    fn analytics_base(&self, actor: &Actor) -> CoreResult<std::sync::Arc<Base>> {
+        self.analytics_base_reusing(actor, true)
+    }
+
+    fn analytics_base_reusing(
+        &self,
+        actor: &Actor,
+        reuse: bool,
+    ) -> CoreResult<std::sync::Arc<Base>> {
+        let ws = &actor.workspace.id;
+        if reuse {
+            if let Ok(entries) = self.analytics_cache.entries.lock() {
+                if let Some(entry) = entries.get(ws) {
+                    if entry.gathered.elapsed() < entry.keep {
+                        return Ok(entry.base.clone());
+                    }
+                }
+            }
+        }
+        let started = std::time::Instant::now();
+        let base = std::sync::Arc::new(self.gather_base(actor)?);
+        let took = started.elapsed();
+        if took >= REUSE_FROM {
+            if let Ok(mut entries) = self.analytics_cache.entries.lock() {
+                entries.insert(
+                    ws.clone(),
+                    CachedBase {
+                        base: base.clone(),
+                        gathered: std::time::Instant::now(),
+                        keep: (took * 30).min(MAX_REUSE),
+                    },
+                );
+            }
+        }
+        Ok(base)
+    }
+
     /// Every surviving profile with its orders, and the time and zone of the report.
-    fn analytics_base(&self, actor: &Actor) -> CoreResult<Base> {
+    fn gather_base(&self, actor: &Actor) -> CoreResult<Base> {
         let now = self.clock.now();
         let tz: Tz = actor.workspace.time_zone.parse().unwrap_or(chrono_tz::UTC);
         let mut customers: Vec<BaseCustomer> = Vec::new();
@@ -961,7 +1028,7 @@ impl Ciclo {
     /// RFM scores of every customer who has ordered, the R × FM grid and the named groups.
     pub fn rfm(&self, actor: &Actor) -> CoreResult<RfmReport> {
         actor.require(Permission::ReadCustomers)?;
-        Ok(rfm_report(&self.analytics_base(actor)?))
+        Ok(rfm_report(&*self.analytics_base(actor)?))
     }
 
     /// The scored customers that `filter` keeps, biggest spenders first, `limit` (1–500) from
@@ -1023,14 +1090,14 @@ impl Ciclo {
                 format!("expected 1 to {MAX_COHORT_MONTHS} months"),
             ));
         }
-        Ok(cohort_report(&self.analytics_base(actor)?, months))
+        Ok(cohort_report(&*self.analytics_base(actor)?, months))
     }
 
     /// Repeat-purchase and churn rates, average order value, purchase frequency and historic
     /// LTV, now and at the end of each of the last [`METRIC_MONTHS`] months.
     pub fn metrics(&self, actor: &Actor) -> CoreResult<BaseMetrics> {
         actor.require(Permission::ReadCustomers)?;
-        Ok(base_metrics(&self.analytics_base(actor)?))
+        Ok(base_metrics(&*self.analytics_base(actor)?))
     }
 
     /// Fits BG/NBD and Gamma-Gamma on the workspace's orders and predicts purchases, P(alive)
@@ -1045,7 +1112,7 @@ impl Ciclo {
                 format!("expected 1 to {MAX_HORIZON_MONTHS} months"),
             ));
         }
-        Ok(clv_report(&self.analytics_base(actor)?, horizon_months))
+        Ok(clv_report(&*self.analytics_base(actor)?, horizon_months))
     }
 
     /// Lifecycle stages at `from` and at `to` (not after now) and conversion along the cycle.
@@ -1090,7 +1157,8 @@ impl Ciclo {
             operator_id: None,
             api_key_id: None,
         };
-        let base = self.analytics_base(&actor)?;
+        // Always gathered afresh; kept for the pages when the workspace is large.
+        let base = self.analytics_base_reusing(&actor, false)?;
         let mut scores: HashMap<CustomerId, serde_json::Map<String, serde_json::Value>> = base
             .customers
             .iter()

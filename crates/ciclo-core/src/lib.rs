@@ -33,6 +33,8 @@ pub struct Ciclo {
     ingest_writer: Arc<std::sync::OnceLock<ingest::IngestWriter>>,
     /// Wakes the background evaluator (see `evaluate`).
     evaluation: Arc<evaluate::Signal>,
+    /// Recent gatherings of large workspaces for the analytics pages.
+    analytics_cache: Arc<analytics::AnalyticsCache>,
 }
 
 impl Ciclo {
@@ -43,6 +45,7 @@ impl Ciclo {
             random,
             ingest_writer: Arc::default(),
             evaluation: Arc::default(),
+            analytics_cache: Arc::default(),
         }
     }
 
