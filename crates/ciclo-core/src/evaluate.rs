@@ -733,20 +733,33 @@ impl Ciclo {
                 if let Some(mut record) = tx.get_segment(ws, id)? {
                     record.evaluated_at = Some(now);
                     tx.update_segment(&record)?;
-                    tx.insert_segment_count(
-                        ws,
-                        id,
-                        &SegmentCount {
-                            at: now,
-                            count: record.member_count,
-                        },
-                    )?;
                 }
             }
-            Ok(())
+            record_counts(tx, ws, now)
         })?;
         Ok(total)
     }
+}
+
+/// Adds a point to the count history of every segment of the workspace whose count changed
+/// since its last point, or whose last point is an hour old (real-time moves change counts
+/// between points; this keeps the history to what a chart needs).
+pub(crate) fn record_counts(tx: &mut dyn Tx, ws: &WorkspaceId, now: Timestamp) -> StoreResult<()> {
+    let hour_ago = now - chrono::Duration::hours(1);
+    for segment in tx.list_segments(ws)? {
+        let recent = tx.segment_counts(ws, &segment.id, hour_ago)?;
+        if recent.last().map(|p| p.count) != Some(segment.member_count) {
+            tx.insert_segment_count(
+                ws,
+                &segment.id,
+                &SegmentCount {
+                    at: now,
+                    count: segment.member_count,
+                },
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The properties of a segment's entry and exit events.
