@@ -128,6 +128,69 @@ fn event_candidates(
     Ok(ids)
 }
 
+/// Evaluates a definition that reads only event counts over `candidates` (newest first), with
+/// every count taken for the whole workspace in one query per requirement. Returns how many
+/// match and the first `sample` of them.
+fn events_only(
+    tx: &mut dyn Tx,
+    plan: &Plan,
+    merged: &MergedProfiles,
+    expr: &Expr,
+    candidates: &[CustomerId],
+    sample: usize,
+    now: Timestamp,
+) -> Result<(usize, Vec<CustomerId>), StoreError> {
+    use ciclo_domain::segment::{event_requirements, matches, CustomerSnapshot};
+    let ws = &plan.workspace.id;
+    let requirements = event_requirements(expr);
+    let mut counts: Vec<std::collections::HashMap<CustomerId, u64>> = Vec::new();
+    for r in &requirements {
+        let bounds = r.window.bounds(now, plan.tz);
+        let query = ciclo_store::NamedEventQuery {
+            name: r.event.clone(),
+            since: bounds.since,
+            until: bounds.until,
+            customers: None,
+        };
+        let mut per_root: std::collections::HashMap<CustomerId, u64> = Default::default();
+        if r.filters.is_empty() {
+            for (profile, n) in tx.count_named_events(ws, &query)? {
+                let root = merged.root_of(&profile).unwrap_or(profile);
+                *per_root.entry(root).or_default() += n.max(0) as u64;
+            }
+        } else {
+            for e in tx.named_events(ws, &query)? {
+                if r.filters
+                    .iter()
+                    .all(|f| f.matches(&e.properties, now, plan.tz))
+                {
+                    let root = merged.root_of(&e.customer_id).unwrap_or(e.customer_id);
+                    *per_root.entry(root).or_default() += 1;
+                }
+            }
+        }
+        counts.push(per_root);
+    }
+    let mut count = 0;
+    let mut chosen = Vec::new();
+    for id in candidates {
+        let mut snapshot =
+            CustomerSnapshot::new(Customer::new(id.clone(), ws.clone(), now), plan.tz);
+        for (r, per_root) in requirements.iter().zip(&counts) {
+            snapshot
+                .event_counts
+                .set(r.clone(), per_root.get(id).copied().unwrap_or(0));
+        }
+        if matches(expr, &snapshot, now, &|_| false) {
+            count += 1;
+            if chosen.len() < sample {
+                chosen.push(id.clone());
+            }
+        }
+    }
+    Ok((count, chosen))
+}
+
 /// What an operator or API client sends to create or change a segment.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SegmentInput {
@@ -519,6 +582,18 @@ impl Ciclo {
                 }
                 Some(Narrow::Event(requirement, min)) => {
                     let ids = event_candidates(tx, &plan, &merged, &requirement, min, now)?;
+                    let deps = depends_on(&expr);
+                    if deps.fields.is_empty() && deps.segments.is_empty() {
+                        // Behaviour alone decides: counts for the whole workspace, no profiles
+                        // read except the sample's.
+                        let (count, sample_ids) =
+                            events_only(tx, &plan, &merged, &expr, &ids, sample, now)?;
+                        outcome.matching_count = count;
+                        let mut found = tx.get_customers(&ws, &sample_ids)?;
+                        found.sort_by(|a, b| b.id.cmp(&a.id));
+                        outcome.matching = found;
+                        return Ok((outcome.matching_count, ids.len(), outcome.matching));
+                    }
                     for chunk in ids.chunks(PAGE as usize) {
                         let mut page: Vec<Customer> = tx
                             .get_customers(&ws, chunk)?

@@ -334,6 +334,14 @@ fn preview_counts_without_saving() {
         twice.customers, 3,
         "only customers with two views were looked at"
     );
+    assert_eq!(twice.sample.len(), 3);
+    let filtered_only = count(
+        r#"performed "Product Viewed" at least 2 times where category = "calcados" and not performed "Product Viewed" in the last 1 hours"#,
+    );
+    assert_eq!(filtered_only.count, 3);
+    let none = count(r#"performed "Product Viewed" at least 2 times where category = "Roupas""#);
+    assert_eq!(none.count, 0);
+    assert!(none.sample.is_empty());
     let filtered = count(
         r#"performed "Product Viewed" at least 2 times where category = "Roupas" or city = "Recife""#,
     );
