@@ -702,12 +702,7 @@ impl Ciclo {
         id: &SegmentId,
         customers: &[String],
     ) -> CoreResult<ListChange> {
-        let keys: Vec<(u64, String, &str)> = customers
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (i as u64, c.clone(), "id"))
-            .collect();
-        self.change_list(actor, id, &keys, true)
+        self.change_list(actor, id, &by_position(customers), true)
     }
 
     /// Removes customers (by id) from a static list.
@@ -717,12 +712,7 @@ impl Ciclo {
         id: &SegmentId,
         customers: &[String],
     ) -> CoreResult<ListChange> {
-        let keys: Vec<(u64, String, &str)> = customers
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (i as u64, c.clone(), "id"))
-            .collect();
-        self.change_list(actor, id, &keys, false)
+        self.change_list(actor, id, &by_position(customers), false)
     }
 
     /// Adds (or, with `remove`, removes) the customers a CSV names to a static list. The file
@@ -905,6 +895,15 @@ impl Ciclo {
         self.notify_evaluator();
         outcome
     }
+}
+
+/// Customer ids as (position, id, `id`) for `change_list`.
+fn by_position(customers: &[String]) -> Vec<(u64, String, &'static str)> {
+    customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as u64, c.clone(), "id"))
+        .collect()
 }
 
 /// The identity a CSV value names, normalised like the rest of the product.
