@@ -159,6 +159,21 @@ pub(crate) fn count_workspaces(tx: &mut PgTx<'_>) -> StoreResult<i64> {
     )
 }
 
+/// Every workspace, by id.
+pub(crate) fn list_workspaces(tx: &mut PgTx<'_>) -> StoreResult<Vec<Workspace>> {
+    tx.query(
+        concat!(
+            "SELECT ",
+            workspace_columns!(),
+            " FROM workspaces ORDER BY id"
+        ),
+        &[],
+    )?
+    .iter()
+    .map(workspace_from)
+    .collect()
+}
+
 // --- operators and memberships -------------------------------------------------------------------
 
 pub(crate) fn insert_operator(tx: &mut PgTx<'_>, o: &Operator) -> StoreResult<()> {

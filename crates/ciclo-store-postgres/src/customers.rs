@@ -592,6 +592,17 @@ pub(crate) fn delete_customer(
              DELETE FROM identity_conflicts WHERE workspace_id = $1 AND (customer_a = $2 OR customer_b = $2)
          ), deleted_activity AS (
              DELETE FROM customer_activity WHERE workspace_id = $1 AND id = $2
+         ), deleted_memberships AS (
+             DELETE FROM segment_members WHERE workspace_id = $1 AND customer_id = $2 RETURNING segment_id
+         ), member_counts AS (
+             UPDATE segments s SET member_count = s.member_count - 1
+             FROM deleted_memberships m WHERE s.workspace_id = $1 AND s.id = m.segment_id
+         ), deleted_computed AS (
+             DELETE FROM customer_computed WHERE workspace_id = $1 AND customer_id = $2
+         ), deleted_stage_changes AS (
+             DELETE FROM stage_changes WHERE workspace_id = $1 AND customer_id = $2
+         ), deleted_mark AS (
+             DELETE FROM dirty_customers WHERE workspace_id = $1 AND customer_id = $2
          )
          DELETE FROM customers WHERE workspace_id = $1 AND id = $2",
         &[&workspace.as_str(), &id.as_str()],
@@ -625,32 +636,161 @@ pub(crate) fn merged_children(
     .collect()
 }
 
+/// Every merged-away profile with the profile it was merged into, by id (through the partial
+/// index of merged profiles, which are few).
+pub(crate) fn merged_profiles(
+    tx: &mut PgTx<'_>,
+    workspace: &WorkspaceId,
+) -> StoreResult<Vec<(CustomerId, CustomerId)>> {
+    tx.query(
+        "SELECT id, merged_into FROM customers
+         WHERE workspace_id = $1 AND merged_into IS NOT NULL ORDER BY id",
+        &[&workspace.as_str()],
+    )?
+    .iter()
+    .map(|row| {
+        Ok((
+            rows::id(row, "id", CustomerId::from_trusted)?,
+            rows::id(row, "merged_into", CustomerId::from_trusted)?,
+        ))
+    })
+    .collect()
+}
+
+/// Below this many members of a stage or segment, a list starts from them (and sorts them);
+/// from this many on, it walks the sort's index and checks each profile (see
+/// [`list_customers`]). The same threshold as the SQLite adapter's, for the same reasons.
+const FEW_MATCHES: i64 = 10_000;
+
+/// A stage or segment filter: a table keyed by the profile's id, whose index lists the
+/// profiles of one stage or segment in id order.
+#[derive(Clone, Copy, PartialEq)]
+enum ById {
+    Stage,
+    Segment,
+}
+
+impl ById {
+    /// The table (aliased `f`) and the column the filter compares.
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            ById::Stage => ("customer_computed", "stage"),
+            ById::Segment => ("segment_members", "segment_id"),
+        }
+    }
+}
+
+/// How many profiles a stage or segment holds, counting no further than [`FEW_MATCHES`].
+fn count_up_to(
+    tx: &mut PgTx<'_>,
+    workspace: &WorkspaceId,
+    filter: ById,
+    value: &str,
+) -> StoreResult<i64> {
+    let sql = match filter {
+        ById::Stage => {
+            "SELECT count(*) AS n FROM (
+                 SELECT 1 FROM customer_computed WHERE workspace_id = $1 AND stage = $2 LIMIT 10000
+             ) m"
+        }
+        ById::Segment => {
+            "SELECT count(*) AS n FROM (
+                 SELECT 1 FROM segment_members WHERE workspace_id = $1 AND segment_id = $2 LIMIT 10000
+             ) m"
+        }
+    };
+    get(&tx.query_one(sql, &[&workspace.as_str(), &value])?, "n")
+}
+
 /// The list. The SQL is assembled from the filters present, so that each shape gets its own
 /// plan (one index per sort, the GIN indexes for search and tags), and it is not cached: a
 /// search for "a" and one for "ana.souza@" want different plans.
+///
+/// The stage and segment filters are tables keyed by the profile's id. Left to the planner
+/// (which assumes filters and sort keys independent), a stage that correlates with the sort
+/// key, as stages do with age and recency, gets a walk of the sort's index past every profile
+/// of the other stages first. So, unless a search, tag or city filter is there for the planner
+/// to weigh, the adapter picks the plan like the SQLite one does: the Newest sort walks the
+/// stage's or segment's own index in id order (backwards) and stops when the page is full;
+/// other sorts start from the stage's or segment's profiles when they are fewer than
+/// [`FEW_MATCHES`] (counted first) and sort them; otherwise the planner walks the sort's index,
+/// checking each profile. `LATERAL … OFFSET 0` pins the first two.
 pub(crate) fn list_customers(
     tx: &mut PgTx<'_>,
     workspace: &WorkspaceId,
     q: &CustomerQuery,
 ) -> StoreResult<Vec<Customer>> {
-    let mut sql = String::from(concat!(
-        "SELECT ",
-        customer_columns!(),
-        " FROM ",
-        customer_tables!(),
-        " WHERE c.workspace_id = $1 AND c.merged_into IS NULL"
-    ));
+    let stage = q.stage.map(|s| s.as_str().to_string());
+    let segment = q.segment.as_ref().map(|s| s.as_str().to_string());
+    let planner_filters = q.search.is_some() || q.tag.is_some() || q.city.is_some();
+    // Which id-keyed filter the list starts from, if any: the one with fewer profiles (the
+    // stage when both have many, being the one that correlates with age).
+    let mut drive: Option<ById> = None;
+    if !planner_filters && sql_limit(q.limit) > 0 {
+        let mut candidates: Vec<(ById, &str)> = Vec::new();
+        if let Some(stage) = &stage {
+            candidates.push((ById::Stage, stage));
+        }
+        if let Some(segment) = &segment {
+            candidates.push((ById::Segment, segment));
+        }
+        let newest = q.sort == CustomerSort::Newest;
+        let mut fewest: Option<(i64, ById)> = None;
+        if newest && candidates.len() == 1 {
+            fewest = candidates.first().map(|(f, _)| (0, *f));
+        } else {
+            for (filter, value) in candidates {
+                let n = count_up_to(tx, workspace, filter, value)?;
+                if fewest.is_none_or(|(least, _)| n < least) {
+                    fewest = Some((n, filter));
+                }
+            }
+        }
+        drive = fewest
+            .filter(|(n, _)| newest || *n < FEW_MATCHES)
+            .map(|(_, f)| f);
+    }
+
     let mut params: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(workspace.as_str().to_string())];
     // Adds a parameter and returns its placeholder.
     let mut bind = |value: Box<dyn ToSql + Sync>| {
         params.push(value);
         format!("${}", params.len())
     };
+    // Conditions on the profile's rows `c` and `a`, each starting with " AND".
+    let mut filters = String::new();
+    // Stage and segment: joined (each matches a profile at most once, by their primary keys)
+    // when the planner chooses, else the driving one is the starting table and the other a
+    // check.
+    let mut joins = String::new();
+    let mut driving: Option<(ById, String)> = None;
+    for (filter, value) in [(ById::Segment, &segment), (ById::Stage, &stage)] {
+        let Some(value) = value else { continue };
+        let p = bind(Box::new(value.clone()));
+        let (table, column) = filter.table();
+        if drive == Some(filter) {
+            driving = Some((filter, p));
+        } else if drive.is_some() {
+            filters += &format!(
+                " AND EXISTS (SELECT 1 FROM {table} k WHERE k.workspace_id = c.workspace_id \
+                 AND k.customer_id = c.id AND k.{column} = {p}::text)"
+            );
+        } else {
+            let alias = match filter {
+                ById::Stage => "cc",
+                ById::Segment => "m",
+            };
+            joins += &format!(
+                " JOIN {table} {alias} ON {alias}.workspace_id = c.workspace_id \
+                 AND {alias}.customer_id = c.id AND {alias}.{column} = {p}::text"
+            );
+        }
+    }
 
     if let Some(plan) = q.search.as_deref().and_then(search::plan) {
         let tsquery = bind(Box::new(plan.tsquery));
         let term = bind(Box::new(plan.term));
-        sql += &format!(
+        filters += &format!(
             " AND c.search @@ {tsquery}::text::tsquery AND (starts_with(c.sort_name, {term}) \
              OR strpos(c.sort_name, ' ' || {term}) > 0 OR starts_with(c.email, {term})"
         );
@@ -659,32 +799,32 @@ pub(crate) fn list_customers(
             // at most PHONE_SKIPPABLE_DIGITS digits, like the indexed suffixes.
             let digits = bind(Box::new(digits));
             let last = 2 + search::PHONE_SKIPPABLE_DIGITS;
-            sql += &format!(
+            filters += &format!(
                 " OR strpos(c.phone, {digits}) BETWEEN 2 AND {last} OR strpos(c.whatsapp, {digits}) BETWEEN 2 AND {last}"
             );
         }
-        sql += ")";
+        filters += ")";
     }
     // Tags and cities are typed by people ("VIP", "São Paulo"): compare without case.
     if let Some(tag) = &q.tag {
-        sql += &format!(
+        filters += &format!(
             " AND c.tag_keys @> ARRAY[{}::text]",
             bind(Box::new(tag.trim().to_lowercase()))
         );
     }
     if let Some(city) = &q.city {
-        sql += &format!(
+        filters += &format!(
             " AND c.city_key = {}::text",
             bind(Box::new(city.trim().to_lowercase()))
         );
     }
     match q.has_ordered {
-        Some(true) => sql += " AND a.orders_count > 0",
-        Some(false) => sql += " AND a.orders_count = 0",
+        Some(true) => filters += " AND a.orders_count > 0",
+        Some(false) => filters += " AND a.orders_count = 0",
         None => {}
     }
     if let Some(after) = q.seen_after {
-        sql += &format!(
+        filters += &format!(
             " AND a.last_seen_at > {}::timestamptz",
             bind(Box::new(after))
         );
@@ -692,16 +832,21 @@ pub(crate) fn list_customers(
 
     // Keyset pagination: rows strictly after (key, id) in the sort's order. Row comparisons
     // match the (workspace_id, key, id) indexes, scanned backwards for the descending sorts.
+    let mut newest_cursor = None;
     if let Some(cursor) = &q.after {
         let id = cursor.id.as_str().to_string();
         match q.sort {
-            CustomerSort::Newest => sql += &format!(" AND c.id < {}::text", bind(Box::new(id))),
+            CustomerSort::Newest => {
+                let id = bind(Box::new(id));
+                filters += &format!(" AND c.id < {id}::text");
+                newest_cursor = Some(id);
+            }
             CustomerSort::LastSeen => {
                 let key = chrono::DateTime::parse_from_rfc3339(&cursor.key)
                     .map_err(|e| invalid_cursor(&cursor.key, e))?
                     .with_timezone(&chrono::Utc);
                 let key = bind(Box::new(key));
-                sql += &format!(
+                filters += &format!(
                     " AND (a.last_seen_at, a.id) < ({key}::timestamptz, {}::text)",
                     bind(Box::new(id))
                 );
@@ -712,28 +857,66 @@ pub(crate) fn list_customers(
                     .parse()
                     .map_err(|e| invalid_cursor(&cursor.key, e))?;
                 let key = bind(Box::new(key));
-                sql += &format!(
+                filters += &format!(
                     " AND (a.total_spent_minor, a.id) < ({key}::bigint, {}::text)",
                     bind(Box::new(id))
                 );
             }
             CustomerSort::Name => {
                 let key = bind(Box::new(cursor.key.clone()));
-                sql += &format!(
+                filters += &format!(
                     " AND (c.sort_name, c.id) > ({key}::text, {}::text)",
                     bind(Box::new(id))
                 );
             }
         }
     }
-    sql += match q.sort {
-        CustomerSort::Newest => " ORDER BY c.id DESC",
-        CustomerSort::LastSeen => " ORDER BY a.last_seen_at DESC, a.id DESC",
-        CustomerSort::TotalSpent => " ORDER BY a.total_spent_minor DESC, a.id DESC",
-        CustomerSort::Name => " ORDER BY c.sort_name, c.id",
-    };
-    sql += &format!(" LIMIT {}::bigint", bind(Box::new(sql_limit(q.limit))));
+    let limit = bind(Box::new(sql_limit(q.limit)));
 
+    let sql = match driving {
+        None => {
+            let order = match q.sort {
+                CustomerSort::Newest => "c.id DESC",
+                CustomerSort::LastSeen => "a.last_seen_at DESC, a.id DESC",
+                CustomerSort::TotalSpent => "a.total_spent_minor DESC, a.id DESC",
+                CustomerSort::Name => "c.sort_name, c.id",
+            };
+            format!(
+                concat!(
+                    "SELECT ",
+                    customer_columns!(),
+                    " FROM ",
+                    customer_tables!(),
+                    "{} WHERE c.workspace_id = $1 AND c.merged_into IS NULL{} ORDER BY {} LIMIT {}::bigint"
+                ),
+                joins, filters, order, limit
+            )
+        }
+        Some((filter, value)) => {
+            let (table, column) = filter.table();
+            let mut start = format!("f.workspace_id = $1 AND f.{column} = {value}::text");
+            if let Some(id) = newest_cursor {
+                start += &format!(" AND f.customer_id < {id}::text");
+            }
+            let order = match q.sort {
+                CustomerSort::Newest => "f.customer_id DESC",
+                CustomerSort::LastSeen => "x.last_seen_at DESC, x.id DESC",
+                CustomerSort::TotalSpent => "x.total_spent_minor DESC, x.id DESC",
+                CustomerSort::Name => "x.sort_name, x.id",
+            };
+            format!(
+                concat!(
+                    "SELECT x.* FROM {} f CROSS JOIN LATERAL (SELECT ",
+                    customer_columns!(),
+                    ", c.sort_name FROM ",
+                    customer_tables!(),
+                    " WHERE c.workspace_id = f.workspace_id AND c.id = f.customer_id AND c.merged_into IS NULL{} OFFSET 0) x
+                     WHERE {} ORDER BY {} LIMIT {}::bigint"
+                ),
+                table, filters, start, order, limit
+            )
+        }
+    };
     let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
     tx.query_uncached(&sql, &params)?
         .iter()

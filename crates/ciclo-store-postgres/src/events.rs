@@ -1,11 +1,12 @@
-//! Events: de-duplicated bulk inserts (the ingestion hot path) and the timeline.
+//! Events: de-duplicated bulk inserts (the ingestion hot path), the timeline, and events of one
+//! name for segments.
 
 use crate::rows::{self, get};
 use crate::tx::{distinct_ids, sql_limit, PgTx};
 use ciclo_domain::event::Event;
 use ciclo_domain::ids::*;
 use ciclo_domain::Timestamp;
-use ciclo_store::{StoreResult, TimelineQuery};
+use ciclo_store::{NamedEvent, NamedEventQuery, StoreResult, TimelineQuery};
 use postgres::types::Json;
 use postgres::Row;
 use std::collections::HashMap;
@@ -260,4 +261,97 @@ pub(crate) fn count_events(tx: &mut PgTx<'_>, workspace: &WorkspaceId) -> StoreR
         )?,
         "n",
     )
+}
+
+/// Events of one name in a window, for the whole workspace: `events_by_name` (name, then time).
+/// Open ends of the window are infinite times, so that one statement serves every window.
+const NAMED_EVENTS: &str = "SELECT e.customer_id, e.occurred_at, e.properties FROM events e
+     WHERE e.workspace_id = $1 AND e.name = $2
+       AND e.occurred_at >= coalesce($3::timestamptz, '-infinity') AND e.occurred_at < coalesce($4::timestamptz, 'infinity')";
+
+/// [`NAMED_EVENTS`] for some profiles: each profile's events of the window through the timeline
+/// index (profile, then time), pinned by `LATERAL … OFFSET 0`.
+const NAMED_EVENTS_OF: &str = "SELECT e.customer_id, e.occurred_at, e.properties
+     FROM unnest($5::text[]) AS p(customer_id)
+     CROSS JOIN LATERAL (
+         SELECT e.customer_id, e.occurred_at, e.properties FROM events e
+         WHERE e.workspace_id = $1 AND e.customer_id = p.customer_id
+           AND e.occurred_at >= coalesce($3::timestamptz, '-infinity') AND e.occurred_at < coalesce($4::timestamptz, 'infinity')
+           AND e.name = $2
+         OFFSET 0
+     ) e";
+
+const COUNT_NAMED_EVENTS: &str = "SELECT e.customer_id, count(*) AS n FROM events e
+     WHERE e.workspace_id = $1 AND e.name = $2
+       AND e.occurred_at >= coalesce($3::timestamptz, '-infinity') AND e.occurred_at < coalesce($4::timestamptz, 'infinity')
+     GROUP BY e.customer_id ORDER BY e.customer_id";
+
+const COUNT_NAMED_EVENTS_OF: &str = "SELECT p.customer_id, e.n
+     FROM unnest($5::text[]) AS p(customer_id)
+     CROSS JOIN LATERAL (
+         SELECT count(*) AS n FROM events e
+         WHERE e.workspace_id = $1 AND e.customer_id = p.customer_id
+           AND e.occurred_at >= coalesce($3::timestamptz, '-infinity') AND e.occurred_at < coalesce($4::timestamptz, 'infinity')
+           AND e.name = $2
+     ) e
+     WHERE e.n > 0
+     ORDER BY p.customer_id";
+
+/// Runs the statement for the whole workspace or the one for some profiles (none when the
+/// query names an empty list of profiles).
+fn named_events_rows(
+    tx: &mut PgTx<'_>,
+    workspace: &WorkspaceId,
+    q: &NamedEventQuery,
+    all: &'static str,
+    some: &'static str,
+) -> StoreResult<Vec<Row>> {
+    match &q.customers {
+        None => tx.query(all, &[&workspace.as_str(), &q.name, &q.since, &q.until]),
+        Some(customers) if customers.is_empty() => Ok(Vec::new()),
+        Some(customers) => {
+            let mut ids = distinct_ids(customers);
+            ids.sort_unstable();
+            tx.query(
+                some,
+                &[&workspace.as_str(), &q.name, &q.since, &q.until, &ids],
+            )
+        }
+    }
+}
+
+/// Events named `q.name` (a track event's name, or a page's or screen's: whatever the type) in
+/// the window.
+pub(crate) fn named_events(
+    tx: &mut PgTx<'_>,
+    workspace: &WorkspaceId,
+    q: &NamedEventQuery,
+) -> StoreResult<Vec<NamedEvent>> {
+    named_events_rows(tx, workspace, q, NAMED_EVENTS, NAMED_EVENTS_OF)?
+        .iter()
+        .map(|row| {
+            Ok(NamedEvent {
+                customer_id: rows::id(row, "customer_id", CustomerId::from_trusted)?,
+                timestamp: get(row, "occurred_at")?,
+                properties: rows::object(row, "properties")?,
+            })
+        })
+        .collect()
+}
+
+/// Ordered by customer id.
+pub(crate) fn count_named_events(
+    tx: &mut PgTx<'_>,
+    workspace: &WorkspaceId,
+    q: &NamedEventQuery,
+) -> StoreResult<Vec<(CustomerId, i64)>> {
+    named_events_rows(tx, workspace, q, COUNT_NAMED_EVENTS, COUNT_NAMED_EVENTS_OF)?
+        .iter()
+        .map(|row| {
+            Ok((
+                rows::id(row, "customer_id", CustomerId::from_trusted)?,
+                get(row, "n")?,
+            ))
+        })
+        .collect()
 }

@@ -22,6 +22,7 @@ mod pool;
 mod profile;
 mod rows;
 mod search;
+mod segments;
 mod tx;
 
 use ciclo_store::{Store, StoreError, StoreResult, Tx};

@@ -2,17 +2,19 @@
 //! implements [`Tx`] by handing each operation to the module that owns its tables.
 
 use crate::error::from_pg;
-use crate::{accounts, customers, events, identity, imports, orders};
+use crate::{accounts, customers, events, identity, imports, orders, segments};
 use ciclo_domain::customer::{Customer, OrderStats};
 use ciclo_domain::event::Event;
 use ciclo_domain::identity::{Identity, IdentityKey};
 use ciclo_domain::ids::*;
+use ciclo_domain::lifecycle::Stage;
 use ciclo_domain::operator::{ApiKey, Membership, Operator, Role, Session, Workspace};
 use ciclo_domain::order::Order;
 use ciclo_domain::Timestamp;
 use ciclo_store::*;
 use postgres::types::ToSql;
 use postgres::{Row, Statement, Transaction};
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// Statement parameters, as the postgres client takes them.
@@ -186,6 +188,9 @@ impl Tx for PgTx<'_> {
     }
     fn count_workspaces(&mut self) -> StoreResult<i64> {
         accounts::count_workspaces(self)
+    }
+    fn list_workspaces(&mut self) -> StoreResult<Vec<Workspace>> {
+        accounts::list_workspaces(self)
     }
 
     fn insert_operator(&mut self, operator: &Operator) -> StoreResult<()> {
@@ -464,5 +469,172 @@ impl Tx for PgTx<'_> {
     }
     fn list_imports(&mut self, workspace: &WorkspaceId, limit: i64) -> StoreResult<Vec<ImportRun>> {
         imports::list_imports(self, workspace, limit)
+    }
+
+    fn named_events(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &NamedEventQuery,
+    ) -> StoreResult<Vec<NamedEvent>> {
+        events::named_events(self, workspace, query)
+    }
+    fn count_named_events(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &NamedEventQuery,
+    ) -> StoreResult<Vec<(CustomerId, i64)>> {
+        events::count_named_events(self, workspace, query)
+    }
+    fn merged_profiles(
+        &mut self,
+        workspace: &WorkspaceId,
+    ) -> StoreResult<Vec<(CustomerId, CustomerId)>> {
+        customers::merged_profiles(self, workspace)
+    }
+
+    fn get_setting(&mut self, workspace: &WorkspaceId, key: &str) -> StoreResult<Option<Value>> {
+        segments::get_setting(self, workspace, key)
+    }
+    fn put_setting(
+        &mut self,
+        workspace: &WorkspaceId,
+        key: &str,
+        value: &Value,
+    ) -> StoreResult<()> {
+        segments::put_setting(self, workspace, key, value)
+    }
+
+    fn insert_segment(&mut self, segment: &SegmentRecord) -> StoreResult<()> {
+        segments::insert_segment(self, segment)
+    }
+    fn update_segment(&mut self, segment: &SegmentRecord) -> StoreResult<()> {
+        segments::update_segment(self, segment)
+    }
+    fn get_segment(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &SegmentId,
+    ) -> StoreResult<Option<SegmentRecord>> {
+        segments::get_segment(self, workspace, id)
+    }
+    fn segment_by_name(
+        &mut self,
+        workspace: &WorkspaceId,
+        name: &str,
+    ) -> StoreResult<Option<SegmentRecord>> {
+        segments::segment_by_name(self, workspace, name)
+    }
+    fn list_segments(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<SegmentRecord>> {
+        segments::list_segments(self, workspace)
+    }
+    fn delete_segment(&mut self, workspace: &WorkspaceId, id: &SegmentId) -> StoreResult<()> {
+        segments::delete_segment(self, workspace, id)
+    }
+    fn add_segment_members(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        customers: &[CustomerId],
+        since: Timestamp,
+    ) -> StoreResult<i64> {
+        segments::add_segment_members(self, workspace, segment, customers, since)
+    }
+    fn remove_segment_members(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        customers: &[CustomerId],
+    ) -> StoreResult<i64> {
+        segments::remove_segment_members(self, workspace, segment, customers)
+    }
+    fn memberships_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<(SegmentId, CustomerId, Timestamp)>> {
+        segments::memberships_of(self, workspace, customers)
+    }
+    fn segment_members(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        after: Option<&CustomerId>,
+        limit: i64,
+    ) -> StoreResult<Vec<CustomerId>> {
+        segments::segment_members(self, workspace, segment, after, limit)
+    }
+    fn insert_segment_count(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        point: &SegmentCount,
+    ) -> StoreResult<()> {
+        segments::insert_segment_count(self, workspace, segment, point)
+    }
+    fn segment_counts(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<SegmentCount>> {
+        segments::segment_counts(self, workspace, segment, since)
+    }
+
+    fn mark_dirty(&mut self, workspace: &WorkspaceId, customers: &[CustomerId]) -> StoreResult<()> {
+        segments::mark_dirty(self, workspace, customers)
+    }
+    fn take_dirty(&mut self, limit: i64) -> StoreResult<Vec<DirtyCustomer>> {
+        segments::take_dirty(self, limit)
+    }
+    fn clear_dirty(&mut self, customers: &[DirtyCustomer]) -> StoreResult<()> {
+        segments::clear_dirty(self, customers)
+    }
+
+    fn computed_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<CustomerComputed>> {
+        segments::computed_of(self, workspace, customers)
+    }
+    fn set_stages(
+        &mut self,
+        workspace: &WorkspaceId,
+        stages: &[(CustomerId, Stage, Timestamp)],
+    ) -> StoreResult<()> {
+        segments::set_stages(self, workspace, stages)
+    }
+    fn set_scores(
+        &mut self,
+        workspace: &WorkspaceId,
+        scores: &[(CustomerId, Map<String, Value>)],
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        segments::set_scores(self, workspace, scores, at)
+    }
+    fn stage_counts(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<(Stage, i64)>> {
+        segments::stage_counts(self, workspace)
+    }
+    fn insert_stage_changes(
+        &mut self,
+        workspace: &WorkspaceId,
+        changes: &[StageChange],
+    ) -> StoreResult<()> {
+        segments::insert_stage_changes(self, workspace, changes)
+    }
+    fn stage_history(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<StageChange>> {
+        segments::stage_history(self, workspace, customers)
+    }
+    fn stage_transitions(
+        &mut self,
+        workspace: &WorkspaceId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<Vec<StageTransition>> {
+        segments::stage_transitions(self, workspace, from, to)
     }
 }

@@ -100,6 +100,17 @@ pub(crate) fn count_workspaces(conn: &Connection) -> StoreResult<i64> {
         .db()
 }
 
+/// Every workspace, by id.
+pub(crate) fn list_workspaces(conn: &Connection) -> StoreResult<Vec<Workspace>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {WORKSPACE_COLUMNS} FROM workspaces w ORDER BY w.id"
+        ))
+        .db()?;
+    let rows = stmt.query_map([], workspace_from_row).db()?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().db()
+}
+
 const OPERATOR_COLUMNS: &str =
     "o.id, o.email, o.name, o.password_hash, o.locale, o.active, o.created_at";
 

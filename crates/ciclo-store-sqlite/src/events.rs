@@ -1,4 +1,4 @@
-//! Events: de-duplicated ingestion and the timeline.
+//! Events: de-duplicated ingestion, the timeline, and events counted by name (segments).
 //!
 //! Ingestion is the hottest path (the target is 50,000 events/s), so an event is one execution
 //! of a cached INSERT inside the caller's transaction, with `ON CONFLICT DO NOTHING` on the
@@ -14,7 +14,7 @@ use crate::error::Db;
 use crate::known::Known;
 use ciclo_domain::event::{Event, EventType};
 use ciclo_domain::ids::{CustomerId, EventId, WorkspaceId};
-use ciclo_store::{StoreError, StoreResult, TimelineQuery};
+use ciclo_store::{NamedEvent, NamedEventQuery, StoreError, StoreResult, TimelineQuery};
 use rusqlite::types::{ToSql, ToSqlOutput, Type, ValueRef};
 use rusqlite::{params, Connection, Row};
 use std::collections::{HashMap, HashSet};
@@ -307,4 +307,155 @@ pub(crate) fn count_events(
         .db()?
         .query_row([ws_seq], |row| row.get(0))
         .db()
+}
+
+/// The stored bounds of a named-event window: `since` inclusive, `until` exclusive, open ends
+/// as the widest integers.
+fn window(q: &NamedEventQuery) -> (i64, i64) {
+    (
+        q.since.as_ref().map_or(i64::MIN, micros),
+        q.until.as_ref().map_or(i64::MAX, micros),
+    )
+}
+
+/// What a named-event query reads: the events, or how many each profile has.
+#[derive(Clone, Copy, PartialEq)]
+enum Read {
+    Events,
+    Counts,
+}
+
+/// A named-event query as one statement: through `events_by_name` (name, then time) for the
+/// whole workspace, through `events_timeline` (profile, then time) for some profiles. Rows are
+/// the profile's seq, then the timestamp and properties ([`Read::Events`]) or the count.
+/// Returns the rows with the ids of the profiles they name.
+fn named_events_query<T>(
+    conn: &Connection,
+    known: &mut Known<'_>,
+    ws: &WorkspaceId,
+    q: &NamedEventQuery,
+    what: Read,
+    read: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Vec<(CustomerId, T)>> {
+    let Some(ws_seq) = known_workspace_seq(conn, known, ws)? else {
+        return Ok(Vec::new());
+    };
+    let (since, until) = window(q);
+    let (select, group) = match what {
+        Read::Events => ("e.customer_seq, e.timestamp, e.properties", ""),
+        Read::Counts => ("e.customer_seq, count(*)", " GROUP BY e.customer_seq"),
+    };
+    let (sql, params, by_seq): (String, Params, Option<HashMap<i64, CustomerId>>) =
+        match &q.customers {
+            None => (
+                // The index holds customer_seq, so counting reads no event row.
+                format!(
+                    "SELECT {select} FROM events e INDEXED BY events_by_name
+                     WHERE e.workspace_seq = ?1 AND e.name = ?2 AND e.timestamp >= ?3 AND e.timestamp < ?4{group}"
+                ),
+                vec![
+                    Box::new(ws_seq),
+                    Box::new(q.name.clone()),
+                    Box::new(since),
+                    Box::new(until),
+                ],
+                None,
+            ),
+            Some(customers) => {
+                let ids: Vec<&CustomerId> = customers.iter().collect();
+                let seqs = customer_seqs(conn, known, ws, &ids)?;
+                if seqs.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let list = serde_json::Value::from(seqs.values().copied().collect::<Vec<i64>>());
+                (
+                    format!(
+                        "SELECT {select} FROM events e INDEXED BY events_timeline
+                         WHERE e.workspace_seq = ?1 AND e.customer_seq IN (SELECT value FROM json_each(?2))
+                           AND e.name = ?3 AND e.timestamp >= ?4 AND e.timestamp < ?5{group}"
+                    ),
+                    vec![
+                        Box::new(ws_seq),
+                        Box::new(list.to_string()),
+                        Box::new(q.name.clone()),
+                        Box::new(since),
+                        Box::new(until),
+                    ],
+                    Some(seqs.into_iter().map(|(id, seq)| (seq, id)).collect()),
+                )
+            }
+        };
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params.iter()), |row| {
+            Ok((row.get::<_, i64>(0)?, read(row)?))
+        })
+        .db()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .db()?;
+    // The ids of the profiles named: known from the query's list, else from their rows.
+    let by_seq = match by_seq {
+        Some(map) => map,
+        None => {
+            let mut wanted: Vec<i64> = rows.iter().map(|(seq, _)| *seq).collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            ids_of_seqs(conn, &wanted)?
+        }
+    };
+    rows.into_iter()
+        .map(|(seq, value)| {
+            let id = by_seq
+                .get(&seq)
+                .ok_or_else(|| StoreError::Backend(format!("event of an unknown profile {seq}")))?;
+            Ok((id.clone(), value))
+        })
+        .collect()
+}
+
+/// The ids of profiles by seq (the rowid: one probe each).
+fn ids_of_seqs(conn: &Connection, seqs: &[i64]) -> StoreResult<HashMap<i64, CustomerId>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id FROM customers WHERE seq = ?1")
+        .db()?;
+    let mut out = HashMap::with_capacity(seqs.len());
+    for seq in seqs {
+        let id: String = stmt.query_row([seq], |row| row.get(0)).db()?;
+        out.insert(*seq, CustomerId::from_trusted(id));
+    }
+    Ok(out)
+}
+
+/// Events named `q.name` (a track event's name, or a page's or screen's: whatever the type) in
+/// the window.
+pub(crate) fn named_events(
+    conn: &Connection,
+    known: &mut Known<'_>,
+    ws: &WorkspaceId,
+    q: &NamedEventQuery,
+) -> StoreResult<Vec<NamedEvent>> {
+    let rows = named_events_query(conn, known, ws, q, Read::Events, |row| {
+        Ok((get_ts(row, 1)?, get_json(row, 2)?))
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|(customer_id, (timestamp, properties))| NamedEvent {
+            customer_id,
+            timestamp,
+            properties,
+        })
+        .collect())
+}
+
+/// Ordered by customer id.
+pub(crate) fn count_named_events(
+    conn: &Connection,
+    known: &mut Known<'_>,
+    ws: &WorkspaceId,
+    q: &NamedEventQuery,
+) -> StoreResult<Vec<(CustomerId, i64)>> {
+    let mut counts =
+        named_events_query(conn, known, ws, q, Read::Counts, |row| row.get::<_, i64>(1))?;
+    counts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(counts)
 }

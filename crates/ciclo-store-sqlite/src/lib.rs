@@ -38,7 +38,7 @@
 //! Codemap: `writer.rs` (write transactions, group commit), `known.rs` (the writer's rows from
 //! one transaction to the next), `checkpoint.rs` (background checkpoints), `migrations.rs`,
 //! `tx.rs` (the [`Tx`] methods, delegating to) `accounts.rs`, `mfa.rs`, `customers.rs`,
-//! `identity.rs`, `events.rs`, `orders.rs`, `imports.rs`; `search.rs` (terms and folding),
+//! `identity.rs`, `events.rs`, `orders.rs`, `imports.rs`, `segments.rs`; `search.rs` (terms and folding),
 //! `codec.rs` (column encodings), `error.rs` (SQLite errors to [`StoreError`]).
 
 mod accounts;
@@ -54,6 +54,7 @@ mod mfa;
 mod migrations;
 mod orders;
 mod search;
+mod segments;
 mod tx;
 mod writer;
 

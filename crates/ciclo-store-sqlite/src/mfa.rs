@@ -11,7 +11,8 @@ pub(crate) fn get_operator_mfa(
     operator: &OperatorId,
 ) -> StoreResult<Option<OperatorMfa>> {
     conn.prepare_cached(
-        "SELECT operator_id, totp_secret, enabled_at, recovery_code_hashes, last_used_step, created_at
+        "SELECT operator_id, totp_secret, enabled_at, recovery_code_hashes, last_used_step, created_at,
+             failed_attempts
          FROM operator_mfa WHERE operator_id = ?1",
     )
     .db()?
@@ -23,6 +24,7 @@ pub(crate) fn get_operator_mfa(
             recovery_code_hashes: get_json(row, 3)?,
             last_used_step: row.get(4)?,
             created_at: get_ts(row, 5)?,
+            failed_attempts: row.get(6)?,
         })
     })
     .optional()
@@ -31,11 +33,12 @@ pub(crate) fn get_operator_mfa(
 
 pub(crate) fn put_operator_mfa(conn: &Connection, mfa: &OperatorMfa) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO operator_mfa (operator_id, totp_secret, enabled_at, recovery_code_hashes, last_used_step, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO operator_mfa (operator_id, totp_secret, enabled_at, recovery_code_hashes, last_used_step, created_at,
+             failed_attempts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (operator_id) DO UPDATE SET totp_secret = excluded.totp_secret, enabled_at = excluded.enabled_at,
            recovery_code_hashes = excluded.recovery_code_hashes, last_used_step = excluded.last_used_step,
-           created_at = excluded.created_at",
+           created_at = excluded.created_at, failed_attempts = excluded.failed_attempts",
     )
     .db()?
     .execute(params![
@@ -44,7 +47,8 @@ pub(crate) fn put_operator_mfa(conn: &Connection, mfa: &OperatorMfa) -> StoreRes
         opt_micros(&mfa.enabled_at),
         to_json(&mfa.recovery_code_hashes)?,
         mfa.last_used_step,
-        micros(&mfa.created_at)
+        micros(&mfa.created_at),
+        mfa.failed_attempts
     ])
     .db()?;
     Ok(())

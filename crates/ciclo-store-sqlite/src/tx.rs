@@ -2,18 +2,22 @@
 //! that owns its tables.
 
 use crate::known::{Known, Layer};
-use crate::{accounts, customers, events, identity, imports, mfa, orders};
+use crate::{accounts, customers, events, identity, imports, mfa, orders, segments};
 use ciclo_domain::customer::{Customer, OrderStats};
 use ciclo_domain::event::Event;
 use ciclo_domain::identity::{Identity, IdentityKey};
 use ciclo_domain::ids::*;
+use ciclo_domain::lifecycle::Stage;
 use ciclo_domain::operator::{ApiKey, Membership, Operator, Role, Session, Workspace};
 use ciclo_domain::order::Order;
 use ciclo_domain::Timestamp;
 use ciclo_store::{
-    CustomerQuery, IdentityConflict, ImportRun, MergeRecord, StoreResult, TimelineQuery, Tx,
+    CustomerComputed, CustomerQuery, DirtyCustomer, IdentityConflict, ImportRun, MergeRecord,
+    NamedEvent, NamedEventQuery, SegmentCount, SegmentRecord, StageChange, StageTransition,
+    StoreResult, TimelineQuery, Tx,
 };
 use rusqlite::Connection;
+use serde_json::{Map, Value};
 
 /// A transaction opened by [`crate::SqliteStore`]; it only borrows the connection, whose
 /// transaction the store commits or rolls back.
@@ -58,6 +62,9 @@ impl Tx for SqliteTx<'_> {
     }
     fn count_workspaces(&mut self) -> StoreResult<i64> {
         accounts::count_workspaces(self.conn)
+    }
+    fn list_workspaces(&mut self) -> StoreResult<Vec<Workspace>> {
+        accounts::list_workspaces(self.conn)
     }
 
     fn insert_operator(&mut self, operator: &Operator) -> StoreResult<()> {
@@ -320,5 +327,172 @@ impl Tx for SqliteTx<'_> {
     }
     fn list_imports(&mut self, workspace: &WorkspaceId, limit: i64) -> StoreResult<Vec<ImportRun>> {
         imports::list_imports(self.conn, workspace, limit)
+    }
+
+    fn named_events(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &NamedEventQuery,
+    ) -> StoreResult<Vec<NamedEvent>> {
+        events::named_events(self.conn, &mut self.known, workspace, query)
+    }
+    fn count_named_events(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &NamedEventQuery,
+    ) -> StoreResult<Vec<(CustomerId, i64)>> {
+        events::count_named_events(self.conn, &mut self.known, workspace, query)
+    }
+    fn merged_profiles(
+        &mut self,
+        workspace: &WorkspaceId,
+    ) -> StoreResult<Vec<(CustomerId, CustomerId)>> {
+        customers::merged_profiles(self.conn, workspace)
+    }
+
+    fn get_setting(&mut self, workspace: &WorkspaceId, key: &str) -> StoreResult<Option<Value>> {
+        segments::get_setting(self.conn, workspace, key)
+    }
+    fn put_setting(
+        &mut self,
+        workspace: &WorkspaceId,
+        key: &str,
+        value: &Value,
+    ) -> StoreResult<()> {
+        segments::put_setting(self.conn, workspace, key, value)
+    }
+
+    fn insert_segment(&mut self, segment: &SegmentRecord) -> StoreResult<()> {
+        segments::insert_segment(self.conn, segment)
+    }
+    fn update_segment(&mut self, segment: &SegmentRecord) -> StoreResult<()> {
+        segments::update_segment(self.conn, segment)
+    }
+    fn get_segment(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &SegmentId,
+    ) -> StoreResult<Option<SegmentRecord>> {
+        segments::get_segment(self.conn, workspace, id)
+    }
+    fn segment_by_name(
+        &mut self,
+        workspace: &WorkspaceId,
+        name: &str,
+    ) -> StoreResult<Option<SegmentRecord>> {
+        segments::segment_by_name(self.conn, workspace, name)
+    }
+    fn list_segments(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<SegmentRecord>> {
+        segments::list_segments(self.conn, workspace)
+    }
+    fn delete_segment(&mut self, workspace: &WorkspaceId, id: &SegmentId) -> StoreResult<()> {
+        segments::delete_segment(self.conn, workspace, id)
+    }
+    fn add_segment_members(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        customers: &[CustomerId],
+        since: Timestamp,
+    ) -> StoreResult<i64> {
+        segments::add_segment_members(self.conn, workspace, segment, customers, since)
+    }
+    fn remove_segment_members(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        customers: &[CustomerId],
+    ) -> StoreResult<i64> {
+        segments::remove_segment_members(self.conn, workspace, segment, customers)
+    }
+    fn memberships_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<(SegmentId, CustomerId, Timestamp)>> {
+        segments::memberships_of(self.conn, workspace, customers)
+    }
+    fn segment_members(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        after: Option<&CustomerId>,
+        limit: i64,
+    ) -> StoreResult<Vec<CustomerId>> {
+        segments::segment_members(self.conn, workspace, segment, after, limit)
+    }
+    fn insert_segment_count(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        point: &SegmentCount,
+    ) -> StoreResult<()> {
+        segments::insert_segment_count(self.conn, workspace, segment, point)
+    }
+    fn segment_counts(
+        &mut self,
+        workspace: &WorkspaceId,
+        segment: &SegmentId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<SegmentCount>> {
+        segments::segment_counts(self.conn, workspace, segment, since)
+    }
+
+    fn mark_dirty(&mut self, workspace: &WorkspaceId, customers: &[CustomerId]) -> StoreResult<()> {
+        segments::mark_dirty(self.conn, workspace, customers)
+    }
+    fn take_dirty(&mut self, limit: i64) -> StoreResult<Vec<DirtyCustomer>> {
+        segments::take_dirty(self.conn, limit)
+    }
+    fn clear_dirty(&mut self, customers: &[DirtyCustomer]) -> StoreResult<()> {
+        segments::clear_dirty(self.conn, customers)
+    }
+
+    fn computed_of(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<CustomerComputed>> {
+        segments::computed_of(self.conn, workspace, customers)
+    }
+    fn set_stages(
+        &mut self,
+        workspace: &WorkspaceId,
+        stages: &[(CustomerId, Stage, Timestamp)],
+    ) -> StoreResult<()> {
+        segments::set_stages(self.conn, workspace, stages)
+    }
+    fn set_scores(
+        &mut self,
+        workspace: &WorkspaceId,
+        scores: &[(CustomerId, Map<String, Value>)],
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        segments::set_scores(self.conn, workspace, scores, at)
+    }
+    fn stage_counts(&mut self, workspace: &WorkspaceId) -> StoreResult<Vec<(Stage, i64)>> {
+        segments::stage_counts(self.conn, workspace)
+    }
+    fn insert_stage_changes(
+        &mut self,
+        workspace: &WorkspaceId,
+        changes: &[StageChange],
+    ) -> StoreResult<()> {
+        segments::insert_stage_changes(self.conn, workspace, changes)
+    }
+    fn stage_history(
+        &mut self,
+        workspace: &WorkspaceId,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<StageChange>> {
+        segments::stage_history(self.conn, workspace, customers)
+    }
+    fn stage_transitions(
+        &mut self,
+        workspace: &WorkspaceId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<Vec<StageTransition>> {
+        segments::stage_transitions(self.conn, workspace, from, to)
     }
 }

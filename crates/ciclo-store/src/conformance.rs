@@ -22,8 +22,10 @@ use ciclo_domain::customer::{Customer, CustomerPatch, OrderStats};
 use ciclo_domain::event::{Event, EventType};
 use ciclo_domain::identity::{Identity, IdentityKey, IdentityKind};
 use ciclo_domain::ids::*;
+use ciclo_domain::lifecycle::Stage;
 use ciclo_domain::operator::{ApiKey, Membership, Operator, Role, Session, Workspace};
 use ciclo_domain::order::{Order, OrderItem};
+use ciclo_domain::segment::{Count, EventCondition, Expr, SegmentCondition, TimeUnit, Window};
 use ciclo_domain::{DateTime, NaiveDate, Timestamp};
 use serde_json::{json, Map};
 use std::collections::BTreeSet;
@@ -66,6 +68,29 @@ pub const STORIES: &[(&str, Story)] = &[
     ),
     ("migrate_is_idempotent", migrate_is_idempotent),
     ("failed_write_rolls_back", failed_write_rolls_back),
+    ("settings_round_trip", settings_round_trip),
+    ("segments_round_trip", segments_round_trip),
+    ("segment_members_and_counts", segment_members_and_counts),
+    ("evaluation_queue", evaluation_queue),
+    ("computed_stages_and_scores", computed_stages_and_scores),
+    (
+        "stage_history_and_transitions",
+        stage_history_and_transitions,
+    ),
+    ("named_events_windows", named_events_windows),
+    ("merged_profiles_listed", merged_profiles_listed),
+    (
+        "customer_list_stage_and_segment_filters",
+        customer_list_stage_and_segment_filters,
+    ),
+    (
+        "delete_customer_clears_segments_and_lifecycle",
+        delete_customer_clears_segments_and_lifecycle,
+    ),
+    (
+        "segments_and_lifecycle_workspace_isolation",
+        segments_and_lifecycle_workspace_isolation,
+    ),
 ];
 
 /// Runs every story, each on a store from `make_store` (which must return a fresh, empty,
@@ -428,6 +453,11 @@ pub fn accounts_round_trip(store: &dyn Store) {
         None
     );
     assert_eq!(r(store, "count_workspaces", |tx| tx.count_workspaces()), 2);
+    assert_eq!(
+        r(store, "list_workspaces", |tx| tx.list_workspaces()),
+        vec![alfa.clone(), beta.clone()],
+        "every workspace, by id"
+    );
     alfa.name = "Zeta Alfa".into();
     alfa.currency = "USD".into();
     w(store, "update_workspace", |tx| tx.update_workspace(&alfa));
@@ -566,6 +596,7 @@ pub fn operator_mfa_round_trip(store: &dyn Store) {
         enabled_at: None,
         recovery_code_hashes: vec!["h1".into(), "h2".into()],
         last_used_step: None,
+        failed_attempts: 2,
         created_at: at_micros(5, 250_000),
     };
     w(store, "put_operator_mfa pending", |tx| {
@@ -579,6 +610,7 @@ pub fn operator_mfa_round_trip(store: &dyn Store) {
     mfa.enabled_at = Some(at(60));
     mfa.recovery_code_hashes = vec!["h2".into()];
     mfa.last_used_step = Some(58_907_521);
+    mfa.failed_attempts = 0;
     w(store, "put_operator_mfa enabled", |tx| {
         tx.put_operator_mfa(&mfa)
     });
@@ -586,6 +618,17 @@ pub fn operator_mfa_round_trip(store: &dyn Store) {
         r(store, "get_operator_mfa enabled", |tx| tx
             .get_operator_mfa(&op.id)),
         Some(mfa.clone())
+    );
+    mfa.failed_attempts = 5;
+    w(store, "put_operator_mfa failed attempts", |tx| {
+        tx.put_operator_mfa(&mfa)
+    });
+    assert_eq!(
+        r(store, "get_operator_mfa failed attempts", |tx| tx
+            .get_operator_mfa(&op.id))
+        .map(|m| m.failed_attempts),
+        Some(5),
+        "failed_attempts round-trips"
     );
     w(store, "delete_operator_mfa", |tx| {
         tx.delete_operator_mfa(&op.id)
@@ -2619,4 +2662,1487 @@ pub fn failed_write_rolls_back(store: &dyn Store) {
     // The store is usable after failures.
     insert_customers(store, std::slice::from_ref(&c3));
     assert_eq!(r(store, "count", |tx| tx.count_customers(&ws)), 2);
+}
+
+// --- segments, evaluation queue, lifecycle -----------------------------------------------------
+
+fn sid(n: u64) -> SegmentId {
+    SegmentId::generate(BASE_MS + n, u128::from(n) * 6_007)
+}
+
+/// A definition with some nesting, so that its JSON form is exercised.
+fn definition(referenced: &str) -> Expr {
+    Expr::And {
+        all: vec![
+            Expr::Event(EventCondition {
+                event: "Order Completed".into(),
+                count: Count::AtLeast { times: 2 },
+                window: Window::Last {
+                    amount: 30,
+                    unit: TimeUnit::Days,
+                },
+                filters: Vec::new(),
+            }),
+            Expr::Not {
+                expr: Box::new(Expr::Segment(SegmentCondition {
+                    segment: referenced.into(),
+                })),
+            },
+        ],
+    }
+}
+
+/// Segment `n` of `ws`: dynamic ones have a definition, static ones none.
+fn segment(ws: &WorkspaceId, n: u64, name: &str, kind: SegmentKind) -> SegmentRecord {
+    SegmentRecord {
+        id: sid(n),
+        workspace_id: ws.clone(),
+        name: name.to_string(),
+        description: format!("Segment number {n}"),
+        kind,
+        definition: match kind {
+            SegmentKind::Dynamic => Some(definition("vip")),
+            SegmentKind::Static => None,
+        },
+        member_count: 0,
+        evaluated_at: None,
+        created_at: at_micros(n as i64, 123_456),
+        updated_at: at_micros(n as i64, 123_456),
+    }
+}
+
+fn insert_segments(store: &dyn Store, segments: &[SegmentRecord]) {
+    w(store, "insert segments", |tx| {
+        segments.iter().try_for_each(|s| tx.insert_segment(s))
+    });
+}
+
+fn member_count(store: &dyn Store, ws: &WorkspaceId, id: &SegmentId) -> i64 {
+    r(store, "get_segment for its count", |tx| {
+        tx.get_segment(ws, id)
+    })
+    .unwrap_or_else(|| panic!("segment {id} is missing"))
+    .member_count
+}
+
+fn expect_conflict<T: std::fmt::Debug>(what: &str, result: StoreResult<T>, constraint: &str) {
+    match result {
+        Err(StoreError::Conflict(name)) if name == constraint => {}
+        other => panic!("{what}: expected Conflict({constraint:?}), got {other:?}"),
+    }
+}
+
+fn expect_not_found<T: std::fmt::Debug>(what: &str, result: StoreResult<T>) {
+    match result {
+        Err(StoreError::NotFound) => {}
+        other => panic!("{what}: expected NotFound, got {other:?}"),
+    }
+}
+
+fn scores(pairs: &[(&str, serde_json::Value)]) -> Map<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// JSON settings per workspace: none until put, then replaced by each put.
+pub fn settings_round_trip(store: &dyn Store) {
+    let ws = setup_workspace(store, 1);
+    assert_eq!(
+        r(store, "get_setting none", |tx| tx
+            .get_setting(&ws, "lifecycle_rules")),
+        None
+    );
+    let rules =
+        json!({"lapsed_after_days": 180, "stages": ["reach", "nurture"], "nested": {"a": 1.5}});
+    w(store, "put_setting", |tx| {
+        tx.put_setting(&ws, "lifecycle_rules", &rules)
+    });
+    assert_eq!(
+        r(store, "get_setting", |tx| tx
+            .get_setting(&ws, "lifecycle_rules")),
+        Some(rules.clone())
+    );
+    let replaced = json!({"lapsed_after_days": 90});
+    w(store, "put_setting again", |tx| {
+        tx.put_setting(&ws, "lifecycle_rules", &replaced)?;
+        tx.put_setting(&ws, "other", &json!("text"))
+    });
+    assert_eq!(
+        r(store, "get_setting replaced", |tx| tx
+            .get_setting(&ws, "lifecycle_rules")),
+        Some(replaced)
+    );
+    assert_eq!(
+        r(store, "get_setting other key", |tx| tx
+            .get_setting(&ws, "other")),
+        Some(json!("text"))
+    );
+    assert_eq!(
+        r(store, "get_setting unknown key", |tx| tx
+            .get_setting(&ws, "nope")),
+        None
+    );
+}
+
+/// Segment CRUD. Names are unique per workspace without regard to case: a taken name is
+/// `Conflict("segments_name")` on insert and update (a segment may change the case of its own
+/// name), and the failed statement leaves the transaction usable. Pinned: `list_segments` orders
+/// by lower-cased name then id; `update_segment` leaves `member_count` alone (the member methods
+/// keep it); deleting a segment deletes its members and count history.
+pub fn segments_round_trip(store: &dyn Store) {
+    let ws = setup_workspace(store, 1);
+    let other_ws = setup_workspace(store, 2);
+    let vip = segment(&ws, 1, "VIP Clientes", SegmentKind::Dynamic);
+    let list = segment(&ws, 2, "black friday", SegmentKind::Static);
+    let mut zeta = segment(&ws, 3, "Zeta", SegmentKind::Dynamic);
+    zeta.evaluated_at = Some(at_micros(50, 999_999));
+    insert_segments(store, &[vip.clone(), list.clone(), zeta.clone()]);
+    assert_eq!(
+        r(store, "get_segment", |tx| tx.get_segment(&ws, &vip.id)),
+        Some(vip.clone()),
+        "a segment round-trips, definition and microseconds included"
+    );
+    assert_eq!(
+        r(store, "get_segment static", |tx| tx
+            .get_segment(&ws, &list.id)),
+        Some(list.clone())
+    );
+    assert_eq!(
+        r(store, "get_segment unknown", |tx| tx
+            .get_segment(&ws, &sid(99))),
+        None
+    );
+    assert_eq!(
+        r(store, "segment_by_name any case", |tx| tx
+            .segment_by_name(&ws, "vip clientes")),
+        Some(vip.clone())
+    );
+    assert_eq!(
+        r(store, "segment_by_name upper case", |tx| tx
+            .segment_by_name(&ws, "BLACK FRIDAY")),
+        Some(list.clone())
+    );
+    assert_eq!(
+        r(store, "segment_by_name unknown", |tx| tx
+            .segment_by_name(&ws, "nobody")),
+        None
+    );
+    assert_eq!(
+        r(store, "list_segments", |tx| tx.list_segments(&ws)),
+        vec![list.clone(), vip.clone(), zeta.clone()],
+        "by lower-cased name"
+    );
+
+    // The name is taken in any case; the transaction goes on after the conflict.
+    let clash = segment(&ws, 4, "vip CLIENTES", SegmentKind::Static);
+    let fresh = segment(&ws, 5, "Recentes", SegmentKind::Static);
+    w(
+        store,
+        "a name conflict leaves the transaction usable",
+        |tx| {
+            expect_conflict(
+                "insert a taken name",
+                tx.insert_segment(&clash),
+                "segments_name",
+            );
+            tx.insert_segment(&fresh)
+        },
+    );
+    assert_eq!(
+        r(store, "the conflicting segment is not stored", |tx| tx
+            .get_segment(&ws, &clash.id)),
+        None
+    );
+    assert_eq!(
+        r(store, "the segment after the conflict is stored", |tx| tx
+            .get_segment(&ws, &fresh.id)),
+        Some(fresh.clone())
+    );
+    // The same name in another workspace is free.
+    let elsewhere = segment(&other_ws, 6, "VIP Clientes", SegmentKind::Dynamic);
+    insert_segments(store, std::slice::from_ref(&elsewhere));
+
+    // Updates: every column but member_count; the name rule holds.
+    let mut renamed = zeta.clone();
+    renamed.name = "black FRIDAY".into();
+    expect_conflict(
+        "update to a taken name",
+        write(store, |tx| tx.update_segment(&renamed)),
+        "segments_name",
+    );
+    let mut changed = zeta.clone();
+    changed.name = "ZETA".into();
+    changed.description = "Outra descrição".into();
+    changed.kind = SegmentKind::Static;
+    changed.definition = None;
+    changed.evaluated_at = None;
+    changed.updated_at = at_micros(70, 1);
+    changed.member_count = 42;
+    w(store, "update_segment", |tx| tx.update_segment(&changed));
+    let stored = r(store, "get_segment after update", |tx| {
+        tx.get_segment(&ws, &zeta.id)
+    });
+    assert_eq!(
+        stored,
+        Some(SegmentRecord {
+            member_count: 0,
+            ..changed.clone()
+        }),
+        "update_segment writes every column but member_count"
+    );
+    let mut dynamic_again = changed.clone();
+    dynamic_again.kind = SegmentKind::Dynamic;
+    dynamic_again.definition = Some(definition("black friday"));
+    dynamic_again.member_count = 0;
+    w(store, "update_segment definition", |tx| {
+        tx.update_segment(&dynamic_again)
+    });
+    assert_eq!(
+        r(store, "get_segment after second update", |tx| tx
+            .get_segment(&ws, &zeta.id)),
+        Some(dynamic_again.clone())
+    );
+    expect_not_found(
+        "update_segment of a missing segment",
+        write(store, |tx| {
+            tx.update_segment(&segment(&ws, 99, "Ghost", SegmentKind::Static))
+        }),
+    );
+
+    // Delete takes members and count history along.
+    let c = customer(&ws, 1);
+    insert_customers(store, std::slice::from_ref(&c));
+    w(store, "members and counts", |tx| {
+        tx.add_segment_members(&ws, &list.id, std::slice::from_ref(&c.id), at(5))?;
+        tx.add_segment_members(&ws, &vip.id, std::slice::from_ref(&c.id), at(5))?;
+        tx.insert_segment_count(
+            &ws,
+            &list.id,
+            &SegmentCount {
+                at: at(5),
+                count: 1,
+            },
+        )
+    });
+    w(store, "delete_segment", |tx| {
+        tx.delete_segment(&ws, &list.id)
+    });
+    assert_eq!(
+        r(store, "get_segment deleted", |tx| tx
+            .get_segment(&ws, &list.id)),
+        None
+    );
+    assert_eq!(
+        r(store, "memberships after delete", |tx| tx
+            .memberships_of(&ws, std::slice::from_ref(&c.id))),
+        vec![(vip.id.clone(), c.id.clone(), at(5))],
+        "the deleted segment's members are gone, the others stay"
+    );
+    assert_eq!(
+        r(store, "count history after delete", |tx| tx.segment_counts(
+            &ws,
+            &list.id,
+            at(0)
+        )),
+        Vec::new()
+    );
+    expect_not_found(
+        "delete_segment twice",
+        write(store, |tx| tx.delete_segment(&ws, &list.id)),
+    );
+    // The name is free again.
+    let reborn = segment(&ws, 7, "Black Friday", SegmentKind::Static);
+    insert_segments(store, std::slice::from_ref(&reborn));
+    assert_eq!(
+        r(store, "the freed name's segment has no members", |tx| tx
+            .segment_members(&ws, &reborn.id, None, 10)),
+        Vec::new()
+    );
+    assert_eq!(
+        r(store, "list_segments at the end", |tx| tx
+            .list_segments(&ws)),
+        vec![
+            reborn,
+            fresh,
+            SegmentRecord {
+                member_count: 1,
+                ..vip.clone()
+            },
+            dynamic_again
+        ]
+    );
+}
+
+/// Members are added and removed in bulk; each call says how many it actually added or removed
+/// and `member_count` follows. Pinned: an existing member keeps its `since`; ids the workspace has
+/// no customer for are not added; adding to or removing from a missing segment is `NotFound`;
+/// `memberships_of` orders by customer then segment; `segment_members` pages by id.
+pub fn segment_members_and_counts(store: &dyn Store) {
+    let ws = setup_workspace(store, 1);
+    let other_ws = setup_workspace(store, 2);
+    let customers: Vec<Customer> = (1..=6).map(|n| customer(&ws, n)).collect();
+    insert_customers(store, &customers);
+    let stranger = customer(&other_ws, 50);
+    insert_customers(store, std::slice::from_ref(&stranger));
+    let ids = ids(&customers);
+    let a = segment(&ws, 1, "A", SegmentKind::Static);
+    let b = segment(&ws, 2, "B", SegmentKind::Dynamic);
+    insert_segments(store, &[a.clone(), b.clone()]);
+
+    let since = at_micros(10, 500_001);
+    let added = w(store, "add members", |tx| {
+        tx.add_segment_members(&ws, &a.id, &ids[0..4], since)
+    });
+    assert_eq!(added, 4);
+    assert_eq!(member_count(store, &ws, &a.id), 4);
+    // Again, overlapping, with a duplicate, an unknown id and another workspace's customer.
+    let later = at(20);
+    let mut batch = ids[2..6].to_vec();
+    batch.push(ids[5].clone());
+    batch.push(cid(99));
+    batch.push(stranger.id.clone());
+    let added = w(store, "add members again", |tx| {
+        tx.add_segment_members(&ws, &a.id, &batch, later)
+    });
+    assert_eq!(added, 2, "only customers 5 and 6 are new");
+    assert_eq!(member_count(store, &ws, &a.id), 6);
+    assert_eq!(
+        w(store, "add nothing", |tx| tx.add_segment_members(
+            &ws,
+            &a.id,
+            &[],
+            later
+        )),
+        0
+    );
+    assert_eq!(
+        r(store, "segment_members", |tx| tx
+            .segment_members(&ws, &a.id, None, 100)),
+        sorted(&ids),
+        "members in id order, unknown customers left out"
+    );
+    let memberships = r(store, "memberships_of", |tx| tx.memberships_of(&ws, &ids));
+    let since_of: Vec<(CustomerId, Timestamp)> = memberships
+        .iter()
+        .map(|(_, c, since)| (c.clone(), *since))
+        .collect();
+    assert_eq!(
+        since_of,
+        vec![
+            (ids[0].clone(), since),
+            (ids[1].clone(), since),
+            (ids[2].clone(), since),
+            (ids[3].clone(), since),
+            (ids[4].clone(), later),
+            (ids[5].clone(), later),
+        ],
+        "members added again keep their first since (microseconds kept)"
+    );
+
+    w(store, "members of b", |tx| {
+        tx.add_segment_members(&ws, &b.id, &[ids[1].clone(), ids[4].clone()], at(30))
+    });
+    let mut expected = vec![
+        (a.id.clone(), ids[1].clone(), since),
+        (b.id.clone(), ids[1].clone(), at(30)),
+        (a.id.clone(), ids[4].clone(), later),
+        (b.id.clone(), ids[4].clone(), at(30)),
+        (a.id.clone(), ids[5].clone(), later),
+    ];
+    expected.sort_by(|x, y| (&x.1, &x.0).cmp(&(&y.1, &y.0)));
+    assert_eq!(
+        r(store, "memberships_of many", |tx| tx.memberships_of(
+            &ws,
+            &[ids[5].clone(), ids[1].clone(), ids[4].clone(), cid(99)]
+        )),
+        expected,
+        "by customer, then segment"
+    );
+    assert_eq!(
+        r(store, "memberships_of none", |tx| tx
+            .memberships_of(&ws, &[])),
+        Vec::new()
+    );
+
+    // Paging through members.
+    let sorted_ids = sorted(&ids);
+    let page1 = r(store, "segment_members page 1", |tx| {
+        tx.segment_members(&ws, &a.id, None, 4)
+    });
+    assert_eq!(page1, sorted_ids[0..4].to_vec());
+    let page2 = r(store, "segment_members page 2", |tx| {
+        tx.segment_members(&ws, &a.id, page1.last(), 4)
+    });
+    assert_eq!(page2, sorted_ids[4..6].to_vec());
+    assert_eq!(
+        r(store, "segment_members limit 0", |tx| tx
+            .segment_members(&ws, &a.id, None, 0)),
+        Vec::new()
+    );
+    assert_eq!(
+        r(store, "segment_members unknown segment", |tx| tx
+            .segment_members(&ws, &sid(99), None, 10)),
+        Vec::new()
+    );
+
+    // Removing: absent members are ignored.
+    let removed = w(store, "remove members", |tx| {
+        tx.remove_segment_members(
+            &ws,
+            &a.id,
+            &[ids[0].clone(), ids[0].clone(), ids[1].clone(), cid(99)],
+        )
+    });
+    assert_eq!(removed, 2);
+    assert_eq!(member_count(store, &ws, &a.id), 4);
+    assert_eq!(
+        w(store, "remove them again", |tx| tx.remove_segment_members(
+            &ws,
+            &a.id,
+            &ids[0..2]
+        )),
+        0
+    );
+    assert_eq!(member_count(store, &ws, &a.id), 4);
+    assert_eq!(member_count(store, &ws, &b.id), 2, "b is untouched");
+    // Re-adding a removed member gives it a new since.
+    assert_eq!(
+        w(store, "re-add", |tx| tx.add_segment_members(
+            &ws,
+            &a.id,
+            &ids[0..1],
+            at(40)
+        )),
+        1
+    );
+    assert_eq!(
+        r(store, "memberships_of re-added", |tx| tx
+            .memberships_of(&ws, &ids[0..1])),
+        vec![(a.id.clone(), ids[0].clone(), at(40))]
+    );
+    assert_eq!(member_count(store, &ws, &a.id), 5);
+
+    expect_not_found(
+        "add to a missing segment",
+        write(store, |tx| {
+            tx.add_segment_members(&ws, &sid(99), &ids, at(1))
+        }),
+    );
+    expect_not_found(
+        "remove from a missing segment",
+        write(store, |tx| tx.remove_segment_members(&ws, &sid(99), &ids)),
+    );
+    expect_not_found(
+        "add to another workspace's segment",
+        write(store, |tx| {
+            tx.add_segment_members(&other_ws, &a.id, &ids, at(1))
+        }),
+    );
+
+    // Count history: at or after `since`, oldest first.
+    let points = [
+        SegmentCount {
+            at: at_micros(300, 7),
+            count: 30,
+        },
+        SegmentCount {
+            at: at_micros(100, 250_000),
+            count: 10,
+        },
+        SegmentCount {
+            at: at_micros(200, 0),
+            count: 20,
+        },
+    ];
+    w(store, "insert_segment_count", |tx| {
+        points
+            .iter()
+            .try_for_each(|p| tx.insert_segment_count(&ws, &a.id, p))?;
+        tx.insert_segment_count(
+            &ws,
+            &b.id,
+            &SegmentCount {
+                at: at(150),
+                count: 99,
+            },
+        )
+    });
+    assert_eq!(
+        r(store, "segment_counts all", |tx| tx.segment_counts(
+            &ws,
+            &a.id,
+            at(0)
+        )),
+        vec![points[1], points[2], points[0]]
+    );
+    assert_eq!(
+        r(store, "segment_counts since (inclusive)", |tx| tx
+            .segment_counts(&ws, &a.id, at(200))),
+        vec![points[2], points[0]]
+    );
+    assert_eq!(
+        r(store, "segment_counts after the last", |tx| tx
+            .segment_counts(&ws, &a.id, at(301))),
+        Vec::new()
+    );
+}
+
+/// The evaluation queue: marking a marked customer again keeps one mark (in its place), marks are
+/// taken oldest first across workspaces, and cleared ones are gone. `take_dirty` runs in a write
+/// transaction (PostgreSQL locks what it takes).
+pub fn evaluation_queue(store: &dyn Store) {
+    let a = setup_workspace(store, 1);
+    let b = setup_workspace(store, 2);
+    let dirty = |ws: &WorkspaceId, n: u64| DirtyCustomer {
+        workspace_id: ws.clone(),
+        customer_id: cid(n),
+    };
+    assert_eq!(
+        w(store, "take from an empty queue", |tx| tx.take_dirty(10)),
+        Vec::new()
+    );
+    w(store, "mark", |tx| {
+        tx.mark_dirty(&a, &[cid(3), cid(1)])?;
+        tx.mark_dirty(&b, &[cid(2)])?;
+        tx.mark_dirty(&a, &[cid(3), cid(3)])
+    });
+    w(store, "mark again", |tx| {
+        tx.mark_dirty(&a, &[cid(1), cid(4)])?;
+        tx.mark_dirty(&a, &[])
+    });
+    let all = w(store, "take all", |tx| tx.take_dirty(100));
+    assert_eq!(all.len(), 4, "one mark per customer: {all:?}");
+    // Oldest call first (the marks of one call in any order).
+    let first_call: std::collections::HashSet<DirtyCustomer> = all[0..2].iter().cloned().collect();
+    assert_eq!(
+        first_call,
+        [dirty(&a, 3), dirty(&a, 1)].into_iter().collect(),
+        "the first call's marks come first: {all:?}"
+    );
+    assert_eq!(all[2], dirty(&b, 2));
+    assert_eq!(
+        all[3],
+        dirty(&a, 4),
+        "marked again: still in its first place"
+    );
+    assert_eq!(
+        w(store, "take 2", |tx| tx.take_dirty(2)),
+        all[0..2].to_vec(),
+        "taking does not remove"
+    );
+    assert_eq!(w(store, "take 0", |tx| tx.take_dirty(0)), Vec::new());
+    w(store, "clear", |tx| {
+        tx.clear_dirty(&[all[0].clone(), all[2].clone(), dirty(&b, 77)])
+    });
+    assert_eq!(
+        w(store, "take after clear", |tx| tx.take_dirty(100)),
+        vec![all[1].clone(), all[3].clone()]
+    );
+    // A cleared customer marked again goes to the end.
+    w(store, "mark a cleared one", |tx| {
+        tx.mark_dirty(&a, std::slice::from_ref(&all[0].customer_id))
+    });
+    assert_eq!(
+        w(store, "take after re-mark", |tx| tx.take_dirty(100)),
+        vec![all[1].clone(), all[3].clone(), all[0].clone()]
+    );
+    // Take and clear in one transaction, as an evaluator does.
+    let taken = w(store, "take and clear", |tx| {
+        let taken = tx.take_dirty(2)?;
+        tx.clear_dirty(&taken)?;
+        Ok(taken)
+    });
+    assert_eq!(taken, vec![all[1].clone(), all[3].clone()]);
+    assert_eq!(
+        w(store, "what is left", |tx| tx.take_dirty(100)),
+        vec![all[0].clone()]
+    );
+    w(store, "clear nothing", |tx| tx.clear_dirty(&[]));
+}
+
+/// Computed values: `set_stages` and `set_scores` each write their own columns, creating the row
+/// as needed and leaving the other columns as they were. Pinned: `computed_of` orders by customer
+/// id; `stage_counts` lists stages in the order of `Stage::ALL`, leaving out stages nobody is in,
+/// and counts surviving customers only.
+pub fn computed_stages_and_scores(store: &dyn Store) {
+    let ws = setup_workspace(store, 1);
+    let customers: Vec<Customer> = (1..=5).map(|n| customer(&ws, n)).collect();
+    let mut merged = customer(&ws, 6);
+    merged.merged_into = Some(cid(1));
+    insert_customers(store, &customers);
+    insert_customers(store, std::slice::from_ref(&merged));
+    let ids = ids(&customers);
+
+    assert_eq!(
+        r(store, "computed_of nothing yet", |tx| tx
+            .computed_of(&ws, &ids)),
+        Vec::new()
+    );
+    assert_eq!(
+        r(store, "stage_counts nothing yet", |tx| tx.stage_counts(&ws)),
+        Vec::new()
+    );
+    w(store, "set_stages", |tx| {
+        tx.set_stages(
+            &ws,
+            &[
+                (ids[0].clone(), Stage::Loyalty, at_micros(10, 1)),
+                (ids[1].clone(), Stage::Reach, at(11)),
+                (ids[2].clone(), Stage::Loyalty, at(12)),
+                (merged.id.clone(), Stage::Loyalty, at(13)),
+            ],
+        )
+    });
+    let rfm = scores(&[
+        ("rfm_group", json!("champions")),
+        ("rfm_r", json!(5)),
+        ("p_alive", json!(0.93)),
+    ]);
+    w(store, "set_scores", |tx| {
+        tx.set_scores(
+            &ws,
+            &[
+                (ids[0].clone(), rfm.clone()),
+                (ids[3].clone(), scores(&[("predicted_clv", json!(1234.5))])),
+            ],
+            at_micros(20, 999_999),
+        )
+    });
+    let expected = vec![
+        CustomerComputed {
+            customer_id: ids[0].clone(),
+            stage: Some(Stage::Loyalty),
+            stage_since: Some(at_micros(10, 1)),
+            scores: rfm.clone(),
+            scores_at: Some(at_micros(20, 999_999)),
+        },
+        CustomerComputed {
+            customer_id: ids[1].clone(),
+            stage: Some(Stage::Reach),
+            stage_since: Some(at(11)),
+            scores: Map::new(),
+            scores_at: None,
+        },
+        CustomerComputed {
+            customer_id: ids[2].clone(),
+            stage: Some(Stage::Loyalty),
+            stage_since: Some(at(12)),
+            scores: Map::new(),
+            scores_at: None,
+        },
+        CustomerComputed {
+            customer_id: ids[3].clone(),
+            stage: None,
+            stage_since: None,
+            scores: scores(&[("predicted_clv", json!(1234.5))]),
+            scores_at: Some(at_micros(20, 999_999)),
+        },
+    ];
+    let mut asked = ids.clone();
+    asked.reverse();
+    assert_eq!(
+        r(store, "computed_of", |tx| tx.computed_of(&ws, &asked)),
+        expected,
+        "by customer id; customer 5, never computed, left out"
+    );
+
+    // A new stage leaves the scores; new scores leave the stage, and replace the old scores.
+    w(store, "set_stages again", |tx| {
+        tx.set_stages(&ws, &[(ids[0].clone(), Stage::AtRisk, at(30))])
+    });
+    let only_r = scores(&[("rfm_r", json!(2))]);
+    w(store, "set_scores again", |tx| {
+        tx.set_scores(&ws, &[(ids[1].clone(), only_r.clone())], at(31))?;
+        tx.set_scores(&ws, &[(ids[0].clone(), only_r.clone())], at(32))
+    });
+    let now = r(store, "computed_of after", |tx| {
+        tx.computed_of(&ws, &ids[0..2])
+    });
+    assert_eq!(
+        now,
+        vec![
+            CustomerComputed {
+                customer_id: ids[0].clone(),
+                stage: Some(Stage::AtRisk),
+                stage_since: Some(at(30)),
+                scores: only_r.clone(),
+                scores_at: Some(at(32)),
+            },
+            CustomerComputed {
+                customer_id: ids[1].clone(),
+                stage: Some(Stage::Reach),
+                stage_since: Some(at(11)),
+                scores: only_r.clone(),
+                scores_at: Some(at(31)),
+            },
+        ]
+    );
+    assert_eq!(
+        r(store, "computed_of none", |tx| tx.computed_of(&ws, &[])),
+        Vec::new()
+    );
+    w(store, "empty batches", |tx| {
+        tx.set_stages(&ws, &[])?;
+        tx.set_scores(&ws, &[], at(1))
+    });
+
+    // Merged-away profiles and customers without a stage are not counted.
+    assert_eq!(
+        r(store, "stage_counts", |tx| tx.stage_counts(&ws)),
+        vec![(Stage::Reach, 1), (Stage::Loyalty, 1), (Stage::AtRisk, 1)]
+    );
+    w(store, "more stages", |tx| {
+        tx.set_stages(
+            &ws,
+            &[
+                (ids[3].clone(), Stage::Lapsed, at(40)),
+                (ids[4].clone(), Stage::Reach, at(40)),
+            ],
+        )
+    });
+    assert_eq!(
+        r(store, "stage_counts after", |tx| tx.stage_counts(&ws)),
+        vec![
+            (Stage::Reach, 2),
+            (Stage::Loyalty, 1),
+            (Stage::AtRisk, 1),
+            (Stage::Lapsed, 1)
+        ]
+    );
+}
+
+/// Stage history and transitions. `stage_history` is newest first; `stage_transitions` counts,
+/// per (from, to), the changes with `from <= at < to`. Pinned: a transition counts distinct
+/// customers (one who made the same move twice in the period counts once), and transitions are
+/// ordered by `from` (none first, then `Stage::ALL` order), then `to`.
+pub fn stage_history_and_transitions(store: &dyn Store) {
+    let ws = setup_workspace(store, 1);
+    let change = |n: u64, from: Option<Stage>, to: Stage, at: Timestamp| StageChange {
+        customer_id: cid(n),
+        from,
+        to,
+        at,
+    };
+    let changes = [
+        change(1, None, Stage::Reach, at(100)),
+        change(1, Some(Stage::Reach), Stage::Acquisition, at_micros(200, 5)),
+        change(1, Some(Stage::Acquisition), Stage::Nurture, at(300)),
+        change(2, None, Stage::Reach, at(150)),
+        change(2, Some(Stage::Reach), Stage::Acquisition, at(250)),
+        change(3, None, Stage::Acquisition, at(199)),
+        change(3, Some(Stage::Acquisition), Stage::Reach, at(260)),
+        change(3, Some(Stage::Reach), Stage::Acquisition, at(270)),
+    ];
+    w(store, "insert_stage_changes", |tx| {
+        tx.insert_stage_changes(&ws, &changes[0..5])?;
+        tx.insert_stage_changes(&ws, &changes[5..])?;
+        tx.insert_stage_changes(&ws, &[])
+    });
+    assert_eq!(
+        r(store, "stage_history one", |tx| tx
+            .stage_history(&ws, &[cid(1)])),
+        vec![changes[2].clone(), changes[1].clone(), changes[0].clone()],
+        "newest first"
+    );
+    assert_eq!(
+        r(store, "stage_history two", |tx| tx
+            .stage_history(&ws, &[cid(2), cid(1), cid(9)])),
+        vec![
+            changes[2].clone(),
+            changes[4].clone(),
+            changes[1].clone(),
+            changes[3].clone(),
+            changes[0].clone()
+        ]
+    );
+    assert_eq!(
+        r(store, "stage_history none", |tx| tx.stage_history(&ws, &[])),
+        Vec::new()
+    );
+
+    let transition = |from: Option<Stage>, to: Stage, customers: i64| StageTransition {
+        from,
+        to,
+        customers,
+    };
+    assert_eq!(
+        r(store, "stage_transitions all", |tx| tx.stage_transitions(
+            &ws,
+            at(0),
+            at(1000)
+        )),
+        vec![
+            transition(None, Stage::Reach, 2),
+            transition(None, Stage::Acquisition, 1),
+            transition(Some(Stage::Reach), Stage::Acquisition, 3),
+            transition(Some(Stage::Acquisition), Stage::Reach, 1),
+            transition(Some(Stage::Acquisition), Stage::Nurture, 1),
+        ]
+    );
+    // `from` is inclusive, `to` exclusive.
+    assert_eq!(
+        r(store, "stage_transitions window", |tx| tx
+            .stage_transitions(&ws, at(150), at(270))),
+        vec![
+            transition(None, Stage::Reach, 1),
+            transition(None, Stage::Acquisition, 1),
+            transition(Some(Stage::Reach), Stage::Acquisition, 2),
+            transition(Some(Stage::Acquisition), Stage::Reach, 1),
+        ]
+    );
+    assert_eq!(
+        r(store, "stage_transitions microseconds", |tx| tx
+            .stage_transitions(&ws, at_micros(200, 6), at(250))),
+        Vec::new(),
+        "a change at 200.000005 is before 200.000006"
+    );
+    assert_eq!(
+        r(store, "stage_transitions empty window", |tx| tx
+            .stage_transitions(&ws, at(100), at(100))),
+        Vec::new()
+    );
+}
+
+/// Events of one name in a window: `since` inclusive, `until` exclusive (either may be open),
+/// for the whole workspace or only the named profiles (as stored on the event: a merged-away
+/// profile's events name it). Pinned: the name matches whatever the event type (a track event's
+/// name or a page's), and `count_named_events` orders by customer id.
+pub fn named_events_windows(store: &dyn Store) {
+    let ws = setup_workspace(store, 1);
+    let c1 = customer(&ws, 1);
+    let c2 = customer(&ws, 2);
+    let mut loser = customer(&ws, 3);
+    loser.merged_into = Some(c1.id.clone());
+    insert_customers(store, &[c1.clone(), c2.clone(), loser.clone()]);
+    let named_event = |customer: &CustomerId, n: u64, name: &str, timestamp: Timestamp, kind| {
+        event(
+            &ws,
+            customer,
+            n,
+            &format!("m-{n}"),
+            timestamp,
+            kind,
+            Some(name),
+            "web",
+        )
+    };
+    let viewed = "Product Viewed";
+    let events = vec![
+        named_event(&c1.id, 1, viewed, at(100), EventType::Track),
+        named_event(&c1.id, 2, viewed, at_micros(200, 1), EventType::Track),
+        named_event(&c1.id, 3, viewed, at(300), EventType::Track),
+        named_event(&c2.id, 4, viewed, at(200), EventType::Track),
+        named_event(&c2.id, 5, "Order Completed", at(200), EventType::Track),
+        named_event(&loser.id, 6, viewed, at(250), EventType::Track),
+        named_event(&c2.id, 7, viewed, at(260), EventType::Page),
+    ];
+    w(store, "insert events", |tx| tx.insert_events(&events));
+    let found = |q: &NamedEventQuery| -> Vec<(CustomerId, Timestamp, serde_json::Value)> {
+        let mut rows: Vec<(CustomerId, Timestamp, serde_json::Value)> =
+            r(store, "named_events", |tx| tx.named_events(&ws, q))
+                .into_iter()
+                .map(|e| (e.customer_id, e.timestamp, e.properties["n"].clone()))
+                .collect();
+        rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        rows
+    };
+    let expect = |picks: &[usize]| -> Vec<(CustomerId, Timestamp, serde_json::Value)> {
+        let mut rows: Vec<(CustomerId, Timestamp, serde_json::Value)> = picks
+            .iter()
+            .map(|&i| {
+                (
+                    events[i].customer_id.clone(),
+                    events[i].timestamp,
+                    events[i].properties["n"].clone(),
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        rows
+    };
+    let counts = |q: &NamedEventQuery| {
+        r(store, "count_named_events", |tx| {
+            tx.count_named_events(&ws, q)
+        })
+    };
+    let counted = |pairs: &[(&CustomerId, i64)]| -> Vec<(CustomerId, i64)> {
+        let mut v: Vec<(CustomerId, i64)> = pairs.iter().map(|(c, n)| ((*c).clone(), *n)).collect();
+        v.sort();
+        v
+    };
+
+    let ever = NamedEventQuery {
+        name: viewed.into(),
+        ..NamedEventQuery::default()
+    };
+    assert_eq!(
+        found(&ever),
+        expect(&[0, 1, 2, 3, 5, 6]),
+        "every one, any type"
+    );
+    assert_eq!(
+        counts(&ever),
+        counted(&[(&c1.id, 3), (&c2.id, 2), (&loser.id, 1)])
+    );
+    // A window: 200.000001 is in [200.000001, 300), 300 is not; 200 is before it.
+    let window = NamedEventQuery {
+        name: viewed.into(),
+        since: Some(at_micros(200, 1)),
+        until: Some(at(300)),
+        customers: None,
+    };
+    assert_eq!(found(&window), expect(&[1, 5, 6]));
+    assert_eq!(
+        counts(&window),
+        counted(&[(&c1.id, 1), (&c2.id, 1), (&loser.id, 1)])
+    );
+    let since_only = NamedEventQuery {
+        since: Some(at(300)),
+        until: None,
+        ..window.clone()
+    };
+    assert_eq!(found(&since_only), expect(&[2]), "since is inclusive");
+    let until_only = NamedEventQuery {
+        since: None,
+        until: Some(at(200)),
+        ..window.clone()
+    };
+    assert_eq!(found(&until_only), expect(&[0]), "until is exclusive");
+
+    // Restricted to some profiles, as stored: the merged-away profile is itself.
+    let some = NamedEventQuery {
+        customers: Some(vec![c1.id.clone(), cid(99)]),
+        ..ever.clone()
+    };
+    assert_eq!(found(&some), expect(&[0, 1, 2]));
+    assert_eq!(counts(&some), counted(&[(&c1.id, 3)]));
+    let loser_only = NamedEventQuery {
+        customers: Some(vec![loser.id.clone()]),
+        ..window.clone()
+    };
+    assert_eq!(found(&loser_only), expect(&[5]));
+    let both = NamedEventQuery {
+        customers: Some(vec![c2.id.clone(), loser.id.clone(), c2.id.clone()]),
+        ..window.clone()
+    };
+    assert_eq!(found(&both), expect(&[5, 6]));
+    assert_eq!(counts(&both), counted(&[(&c2.id, 1), (&loser.id, 1)]));
+    let nobody = NamedEventQuery {
+        customers: Some(Vec::new()),
+        ..ever.clone()
+    };
+    assert_eq!(found(&nobody), Vec::new());
+    assert_eq!(counts(&nobody), Vec::new());
+    let other_name = NamedEventQuery {
+        name: "Order Completed".into(),
+        ..NamedEventQuery::default()
+    };
+    assert_eq!(found(&other_name), expect(&[4]));
+    let unknown = NamedEventQuery {
+        name: "product viewed".into(),
+        ..NamedEventQuery::default()
+    };
+    assert_eq!(found(&unknown), Vec::new(), "names compare exactly");
+    // The properties come back whole.
+    let one = r(store, "named_events properties", |tx| {
+        tx.named_events(
+            &ws,
+            &NamedEventQuery {
+                customers: Some(vec![c2.id.clone()]),
+                ..other_name.clone()
+            },
+        )
+    });
+    assert_eq!(
+        one,
+        vec![NamedEvent {
+            customer_id: c2.id.clone(),
+            timestamp: at(200),
+            properties: events[4].properties.clone(),
+        }]
+    );
+}
+
+/// `merged_profiles`: every merged-away profile with the profile it was merged into (chains as
+/// stored, one step each). Pinned: ordered by the merged-away profile's id.
+pub fn merged_profiles_listed(store: &dyn Store) {
+    let ws = setup_workspace(store, 1);
+    let other = setup_workspace(store, 2);
+    assert_eq!(
+        r(store, "merged_profiles none", |tx| tx.merged_profiles(&ws)),
+        Vec::new()
+    );
+    let root = customer(&ws, 1);
+    let mut a = customer(&ws, 2);
+    a.merged_into = Some(root.id.clone());
+    let mut b = customer(&ws, 3);
+    b.merged_into = Some(a.id.clone());
+    let plain = customer(&ws, 4);
+    let mut elsewhere = customer(&other, 5);
+    elsewhere.merged_into = Some(cid(6));
+    insert_customers(
+        store,
+        &[b.clone(), root.clone(), a.clone(), plain.clone(), elsewhere],
+    );
+    assert_eq!(
+        r(store, "merged_profiles", |tx| tx.merged_profiles(&ws)),
+        vec![
+            (a.id.clone(), root.id.clone()),
+            (b.id.clone(), a.id.clone())
+        ]
+    );
+    // Undoing a merge takes the profile out.
+    a.merged_into = None;
+    w(store, "undo", |tx| tx.update_customer(&a));
+    assert_eq!(
+        r(store, "merged_profiles after undo", |tx| tx
+            .merged_profiles(&ws)),
+        vec![(b.id.clone(), a.id.clone())]
+    );
+}
+
+/// The `stage` and `segment` filters of `list_customers`, alone and with the other filters,
+/// under every sort and page size: stored stages (customer_computed) and memberships, surviving
+/// profiles only.
+pub fn customer_list_stage_and_segment_filters(store: &dyn Store) {
+    let ws = setup_workspace(store, 1);
+    let mut all = Vec::new();
+    for n in 1..=24u64 {
+        let mut c = named(&ws, n, &format!("Cliente {:02}", (n * 7) % 24));
+        c.last_seen_at = at(((n * 5) % 24) as i64 * 100);
+        c.stats.total_spent_minor = ((n * 11) % 6) as i64 * 1_000;
+        if n % 2 == 0 {
+            c.tags = vec!["vip".into()];
+        }
+        if n % 3 == 0 {
+            c.stats.orders_count = 1;
+        }
+        all.push(c);
+    }
+    let mut merged = named(&ws, 25, "Cliente merged");
+    merged.tags = vec!["vip".into()];
+    merged.merged_into = Some(cid(1));
+    insert_customers(store, &all);
+    insert_customers(store, std::slice::from_ref(&merged));
+    let stage_of = |n: u64| match n % 4 {
+        0 => Some(Stage::Loyalty),
+        1 => Some(Stage::Lapsed),
+        2 => None,
+        _ => Some(Stage::Loyalty),
+    };
+    let in_segment = |n: u64| n % 3 != 1;
+    let seg = segment(&ws, 1, "Escolhidos", SegmentKind::Static);
+    let empty_seg = segment(&ws, 2, "Vazio", SegmentKind::Static);
+    insert_segments(store, &[seg.clone(), empty_seg.clone()]);
+    w(store, "stages and members", |tx| {
+        let stages: Vec<(CustomerId, Stage, Timestamp)> = (1..=25u64)
+            .filter_map(|n| {
+                let stage = if n == 25 {
+                    Some(Stage::Loyalty)
+                } else {
+                    stage_of(n)
+                };
+                stage.map(|s| (cid(n), s, at(1)))
+            })
+            .collect();
+        tx.set_stages(&ws, &stages)?;
+        // Scores alone make a row without a stage.
+        tx.set_scores(&ws, &[(cid(2), scores(&[("rfm_r", json!(1))]))], at(1))?;
+        let members: Vec<CustomerId> = (1..=25u64)
+            .filter(|n| *n == 25 || in_segment(*n))
+            .map(cid)
+            .collect();
+        tx.add_segment_members(&ws, &seg.id, &members, at(1))
+    });
+    let n_of = |c: &Customer| -> u64 {
+        (1..=24u64)
+            .find(|n| cid(*n) == c.id)
+            .expect("a fixture customer")
+    };
+    let check = |label: &str, base: CustomerQuery, keep: &dyn Fn(&Customer) -> bool| {
+        let chosen: Vec<Customer> = all.iter().filter(|c| keep(c)).cloned().collect();
+        for sort in SORTS {
+            let expected = expected_order(&chosen, sort);
+            for page in [2, 5, 100] {
+                let q = CustomerQuery {
+                    sort,
+                    ..base.clone()
+                };
+                assert_eq!(
+                    list_all_pages(store, &ws, &q, page),
+                    expected,
+                    "{label} (sort {sort:?}, pages of {page})"
+                );
+            }
+        }
+    };
+    let base = CustomerQuery::default();
+    check(
+        "stage loyalty",
+        CustomerQuery {
+            stage: Some(Stage::Loyalty),
+            ..base.clone()
+        },
+        &|c| stage_of(n_of(c)) == Some(Stage::Loyalty),
+    );
+    check(
+        "stage lapsed",
+        CustomerQuery {
+            stage: Some(Stage::Lapsed),
+            ..base.clone()
+        },
+        &|c| stage_of(n_of(c)) == Some(Stage::Lapsed),
+    );
+    check(
+        "stage nobody is in",
+        CustomerQuery {
+            stage: Some(Stage::Nurture),
+            ..base.clone()
+        },
+        &|_| false,
+    );
+    check(
+        "segment",
+        CustomerQuery {
+            segment: Some(seg.id.clone()),
+            ..base.clone()
+        },
+        &|c| in_segment(n_of(c)),
+    );
+    check(
+        "empty segment",
+        CustomerQuery {
+            segment: Some(empty_seg.id.clone()),
+            ..base.clone()
+        },
+        &|_| false,
+    );
+    check(
+        "unknown segment",
+        CustomerQuery {
+            segment: Some(sid(99)),
+            ..base.clone()
+        },
+        &|_| false,
+    );
+    check(
+        "stage and segment",
+        CustomerQuery {
+            stage: Some(Stage::Loyalty),
+            segment: Some(seg.id.clone()),
+            ..base.clone()
+        },
+        &|c| stage_of(n_of(c)) == Some(Stage::Loyalty) && in_segment(n_of(c)),
+    );
+    check(
+        "segment and tag",
+        CustomerQuery {
+            segment: Some(seg.id.clone()),
+            tag: Some("VIP".into()),
+            ..base.clone()
+        },
+        &|c| in_segment(n_of(c)) && !c.tags.is_empty(),
+    );
+    check(
+        "stage, ordered, seen after",
+        CustomerQuery {
+            stage: Some(Stage::Loyalty),
+            has_ordered: Some(true),
+            seen_after: Some(at(500)),
+            ..base.clone()
+        },
+        &|c| {
+            stage_of(n_of(c)) == Some(Stage::Loyalty)
+                && c.stats.orders_count > 0
+                && c.last_seen_at > at(500)
+        },
+    );
+    check(
+        "segment and search",
+        CustomerQuery {
+            segment: Some(seg.id.clone()),
+            search: Some("cliente 1".into()),
+            ..base.clone()
+        },
+        &|c| {
+            in_segment(n_of(c))
+                && c.name
+                    .as_deref()
+                    .is_some_and(|name| name.starts_with("Cliente 1"))
+        },
+    );
+    // Membership and stage changes show at once.
+    w(store, "change", |tx| {
+        tx.remove_segment_members(&ws, &seg.id, &[cid(3), cid(6)])?;
+        tx.set_stages(&ws, &[(cid(1), Stage::Loyalty, at(2))])
+    });
+    check(
+        "segment after removals",
+        CustomerQuery {
+            segment: Some(seg.id.clone()),
+            ..base.clone()
+        },
+        &|c| in_segment(n_of(c)) && n_of(c) != 3 && n_of(c) != 6,
+    );
+    check(
+        "stage after a change",
+        CustomerQuery {
+            stage: Some(Stage::Loyalty),
+            ..base.clone()
+        },
+        &|c| n_of(c) == 1 || stage_of(n_of(c)) == Some(Stage::Loyalty),
+    );
+}
+
+/// Deleting a profile deletes its memberships (and takes it out of the segments' member counts),
+/// its computed values, its stage history and its evaluation mark; other profiles keep theirs.
+pub fn delete_customer_clears_segments_and_lifecycle(store: &dyn Store) {
+    let ws = setup_workspace(store, 1);
+    let doomed = customer(&ws, 1);
+    let kept = customer(&ws, 2);
+    insert_customers(store, &[doomed.clone(), kept.clone()]);
+    let a = segment(&ws, 1, "A", SegmentKind::Static);
+    let b = segment(&ws, 2, "B", SegmentKind::Dynamic);
+    let c = segment(&ws, 3, "C", SegmentKind::Static);
+    insert_segments(store, &[a.clone(), b.clone(), c.clone()]);
+    let both = [doomed.id.clone(), kept.id.clone()];
+    w(store, "everything for both", |tx| {
+        tx.add_segment_members(&ws, &a.id, &both, at(1))?;
+        tx.add_segment_members(&ws, &b.id, std::slice::from_ref(&doomed.id), at(1))?;
+        tx.add_segment_members(&ws, &c.id, std::slice::from_ref(&kept.id), at(1))?;
+        tx.set_stages(
+            &ws,
+            &[
+                (doomed.id.clone(), Stage::Loyalty, at(1)),
+                (kept.id.clone(), Stage::Loyalty, at(1)),
+            ],
+        )?;
+        tx.set_scores(
+            &ws,
+            &[(doomed.id.clone(), scores(&[("rfm_r", json!(3))]))],
+            at(1),
+        )?;
+        tx.insert_stage_changes(
+            &ws,
+            &[
+                StageChange {
+                    customer_id: doomed.id.clone(),
+                    from: None,
+                    to: Stage::Loyalty,
+                    at: at(1),
+                },
+                StageChange {
+                    customer_id: kept.id.clone(),
+                    from: None,
+                    to: Stage::Loyalty,
+                    at: at(1),
+                },
+            ],
+        )?;
+        tx.mark_dirty(&ws, &both)
+    });
+    w(store, "delete_customer", |tx| {
+        tx.delete_customer(&ws, &doomed.id)
+    });
+    assert_eq!(member_count(store, &ws, &a.id), 1);
+    assert_eq!(member_count(store, &ws, &b.id), 0);
+    assert_eq!(member_count(store, &ws, &c.id), 1);
+    r(store, "what is left", |tx| {
+        assert_eq!(
+            tx.memberships_of(&ws, &both)?,
+            vec![
+                (a.id.clone(), kept.id.clone(), at(1)),
+                (c.id.clone(), kept.id.clone(), at(1))
+            ]
+        );
+        assert_eq!(tx.segment_members(&ws, &b.id, None, 10)?, Vec::new());
+        let computed = tx.computed_of(&ws, &both)?;
+        assert_eq!(
+            computed
+                .iter()
+                .map(|c| c.customer_id.clone())
+                .collect::<Vec<_>>(),
+            vec![kept.id.clone()]
+        );
+        assert_eq!(tx.stage_counts(&ws)?, vec![(Stage::Loyalty, 1)]);
+        assert_eq!(
+            tx.stage_history(&ws, &both)?
+                .into_iter()
+                .map(|c| c.customer_id)
+                .collect::<Vec<_>>(),
+            vec![kept.id.clone()]
+        );
+        assert_eq!(
+            tx.stage_transitions(&ws, at(0), at(10))?,
+            vec![StageTransition {
+                from: None,
+                to: Stage::Loyalty,
+                customers: 1
+            }]
+        );
+        Ok(())
+    });
+    assert_eq!(
+        w(store, "the mark is gone", |tx| tx.take_dirty(10)),
+        vec![DirtyCustomer {
+            workspace_id: ws.clone(),
+            customer_id: kept.id.clone()
+        }]
+    );
+    w(store, "delete_customer twice is harmless", |tx| {
+        tx.delete_customer(&ws, &doomed.id)
+    });
+    assert_eq!(member_count(store, &ws, &a.id), 1, "nothing counted twice");
+    // Listing by segment or stage no longer finds it.
+    let q = CustomerQuery {
+        segment: Some(a.id.clone()),
+        limit: 10,
+        ..CustomerQuery::default()
+    };
+    assert_eq!(
+        ids(&r(store, "list by segment", |tx| tx.list_customers(&ws, &q))),
+        vec![kept.id.clone()]
+    );
+}
+
+/// The segment and lifecycle tables are scoped by workspace like the others: one workspace's
+/// segments, members, counts, settings, computed values, stage history and events by name are
+/// invisible from another (the evaluation queue is read across workspaces by design, each mark
+/// naming its workspace).
+pub fn segments_and_lifecycle_workspace_isolation(store: &dyn Store) {
+    let a = setup_workspace(store, 1);
+    let b = setup_workspace(store, 2);
+    let ca = customer(&a, 1);
+    let cb = customer(&b, 2);
+    insert_customers(store, &[ca.clone(), cb.clone()]);
+    let seg_a = segment(&a, 1, "Same Name", SegmentKind::Static);
+    let seg_b = segment(&b, 2, "same name", SegmentKind::Static);
+    insert_segments(store, &[seg_a.clone(), seg_b.clone()]);
+    w(store, "data in a", |tx| {
+        tx.put_setting(&a, "lifecycle_rules", &json!({"a": true}))?;
+        tx.add_segment_members(&a, &seg_a.id, std::slice::from_ref(&ca.id), at(1))?;
+        tx.insert_segment_count(
+            &a,
+            &seg_a.id,
+            &SegmentCount {
+                at: at(1),
+                count: 1,
+            },
+        )?;
+        tx.set_stages(&a, &[(ca.id.clone(), Stage::Reach, at(1))])?;
+        tx.set_scores(&a, &[(ca.id.clone(), scores(&[("x", json!(1))]))], at(1))?;
+        tx.insert_stage_changes(
+            &a,
+            &[StageChange {
+                customer_id: ca.id.clone(),
+                from: None,
+                to: Stage::Reach,
+                at: at(1),
+            }],
+        )?;
+        tx.insert_events(&[track(&a, &ca.id, 1, 10)])?;
+        tx.mark_dirty(&a, std::slice::from_ref(&ca.id))
+    });
+    r(store, "nothing of a from b", |tx| {
+        assert_eq!(tx.get_setting(&b, "lifecycle_rules")?, None);
+        assert_eq!(tx.get_segment(&b, &seg_a.id)?, None);
+        assert_eq!(tx.segment_by_name(&b, "Same Name")?, Some(seg_b.clone()));
+        assert_eq!(tx.list_segments(&b)?, vec![seg_b.clone()]);
+        assert_eq!(
+            tx.memberships_of(&b, std::slice::from_ref(&ca.id))?,
+            Vec::new()
+        );
+        assert_eq!(tx.segment_members(&b, &seg_a.id, None, 10)?, Vec::new());
+        assert_eq!(tx.segment_counts(&b, &seg_a.id, at(0))?, Vec::new());
+        assert_eq!(
+            tx.computed_of(&b, std::slice::from_ref(&ca.id))?,
+            Vec::new()
+        );
+        assert_eq!(tx.stage_counts(&b)?, Vec::new());
+        assert_eq!(
+            tx.stage_history(&b, std::slice::from_ref(&ca.id))?,
+            Vec::new()
+        );
+        assert_eq!(tx.stage_transitions(&b, at(0), at(100))?, Vec::new());
+        let viewed = NamedEventQuery {
+            name: "Product Viewed".into(),
+            ..NamedEventQuery::default()
+        };
+        assert_eq!(tx.named_events(&b, &viewed)?, Vec::new());
+        assert_eq!(tx.count_named_events(&b, &viewed)?, Vec::new());
+        let of_a = NamedEventQuery {
+            customers: Some(vec![ca.id.clone()]),
+            ..viewed.clone()
+        };
+        assert_eq!(tx.named_events(&b, &of_a)?, Vec::new());
+        assert_eq!(tx.count_named_events(&b, &of_a)?, Vec::new());
+        assert_eq!(tx.count_named_events(&a, &of_a)?, vec![(ca.id.clone(), 1)]);
+        let by_segment = CustomerQuery {
+            segment: Some(seg_a.id.clone()),
+            limit: 10,
+            ..CustomerQuery::default()
+        };
+        assert_eq!(tx.list_customers(&b, &by_segment)?, Vec::new());
+        let by_stage = CustomerQuery {
+            stage: Some(Stage::Reach),
+            limit: 10,
+            ..CustomerQuery::default()
+        };
+        assert_eq!(tx.list_customers(&b, &by_stage)?, Vec::new());
+        assert_eq!(ids(&tx.list_customers(&a, &by_stage)?), vec![ca.id.clone()]);
+        Ok(())
+    });
+    // Writes through b do not reach a's rows.
+    expect_not_found(
+        "update a's segment through b",
+        write(store, |tx| {
+            tx.update_segment(&SegmentRecord {
+                workspace_id: b.clone(),
+                ..seg_a.clone()
+            })
+        }),
+    );
+    expect_not_found(
+        "delete a's segment through b",
+        write(store, |tx| tx.delete_segment(&b, &seg_a.id)),
+    );
+    w(store, "writes through b", |tx| {
+        assert_eq!(
+            tx.add_segment_members(&b, &seg_b.id, std::slice::from_ref(&ca.id), at(2))?,
+            0,
+            "a's customer cannot join b's segment"
+        );
+        tx.set_stages(&b, &[(ca.id.clone(), Stage::Lapsed, at(2))])?;
+        tx.clear_dirty(&[DirtyCustomer {
+            workspace_id: b.clone(),
+            customer_id: ca.id.clone(),
+        }])?;
+        tx.delete_customer(&b, &ca.id)
+    });
+    r(store, "a is intact", |tx| {
+        assert_eq!(
+            tx.memberships_of(&a, std::slice::from_ref(&ca.id))?,
+            vec![(seg_a.id.clone(), ca.id.clone(), at(1))]
+        );
+        assert_eq!(tx.stage_counts(&a)?, vec![(Stage::Reach, 1)]);
+        assert_eq!(tx.stage_history(&a, std::slice::from_ref(&ca.id))?.len(), 1);
+        assert_eq!(
+            tx.get_setting(&a, "lifecycle_rules")?,
+            Some(json!({"a": true}))
+        );
+        assert_eq!(
+            tx.get_segment(&a, &seg_a.id)?.map(|s| s.member_count),
+            Some(1)
+        );
+        Ok(())
+    });
+    assert_eq!(
+        w(store, "a's mark survives", |tx| tx.take_dirty(10)),
+        vec![DirtyCustomer {
+            workspace_id: a.clone(),
+            customer_id: ca.id.clone()
+        }]
+    );
 }

@@ -367,7 +367,8 @@ pub trait Tx {
     /// Fails with `Conflict("segments_name")` when the workspace has a segment of that name
     /// (compared in lower case).
     fn insert_segment(&mut self, segment: &SegmentRecord) -> StoreResult<()>;
-    /// Writes every column (same name rule as insert); `NotFound` when missing.
+    /// Writes every column but `member_count`, which only the member methods change (same name
+    /// rule as insert); `NotFound` when missing.
     fn update_segment(&mut self, segment: &SegmentRecord) -> StoreResult<()>;
     fn get_segment(
         &mut self,

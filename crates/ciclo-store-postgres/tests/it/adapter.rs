@@ -8,10 +8,14 @@ use ciclo_domain::customer::Customer;
 use ciclo_domain::event::{Event, EventType};
 use ciclo_domain::identity::{Identity, IdentityKey, IdentityKind};
 use ciclo_domain::ids::*;
+use ciclo_domain::lifecycle::Stage;
 use ciclo_domain::operator::{Operator, Workspace};
 use ciclo_domain::order::{Order, OrderItem};
 use ciclo_domain::{DateTime, Timestamp};
-use ciclo_store::{read, write, CustomerQuery, CustomerSort, Store, StoreError, TimelineQuery};
+use ciclo_store::{
+    read, write, CustomerCursor, CustomerQuery, CustomerSort, SegmentKind, SegmentRecord, Store,
+    StoreError, TimelineQuery,
+};
 use ciclo_store_postgres::{PostgresStore, LATEST_VERSION};
 use serde_json::{json, Map};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -707,4 +711,260 @@ fn connecting_to_a_missing_database_fails_fast() {
         !format!("{store:?}").contains("postgres://"),
         "Debug shows no URL (it may hold a password)"
     );
+}
+
+/// Two evaluators never take the same customer: `take_dirty` locks what it returns and skips
+/// what another transaction holds. A customer marked again while an evaluator holds its mark
+/// stays marked once that evaluator clears it and commits: the new mark waits for the
+/// evaluator, then goes in (the change came too late for that evaluation).
+#[test]
+fn taken_marks_are_locked_and_a_new_mark_outlives_the_clear() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let (ws, profiles) = setup(&store, 3);
+    let ids: Vec<CustomerId> = profiles.iter().map(|c| c.id.clone()).collect();
+    write(&store, |tx| tx.mark_dirty(&ws, &ids)).expect("mark");
+    let taken = std::sync::Mutex::new(Vec::new());
+    let (took, wait_took) = std::sync::mpsc::channel();
+    let (finish, wait_finish) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let (store, taken) = (&store, &taken);
+        let first = scope.spawn(move || {
+            write(store, |tx| {
+                let mine = tx.take_dirty(2)?;
+                *taken.lock().expect("lock") = mine.clone();
+                let _ = took.send(());
+                let _ = wait_finish.recv();
+                tx.clear_dirty(&mine)
+            })
+            .expect("first evaluator");
+        });
+        wait_took
+            .recv()
+            .expect("the first evaluator took its marks");
+        let mine = taken.lock().expect("lock").clone();
+        assert_eq!(mine.len(), 2);
+        let others = write(store, |tx| tx.take_dirty(10)).expect("second evaluator");
+        assert_eq!(others.len(), 1, "the held marks are skipped: {others:?}");
+        assert!(!mine.contains(&others[0]));
+
+        let again = mine[0].customer_id.clone();
+        let ws = &ws;
+        let marker = scope.spawn(move || {
+            write(store, |tx| tx.mark_dirty(ws, std::slice::from_ref(&again))).expect("mark again")
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            !marker.is_finished(),
+            "marking a customer an evaluator holds waits for the evaluator"
+        );
+        finish.send(()).expect("let the first evaluator finish");
+        first.join().expect("first evaluator thread");
+        marker.join().expect("marker thread");
+    });
+    let mine = taken.into_inner().expect("lock");
+    let left = write(&store, |tx| tx.take_dirty(10)).expect("take what is left");
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left.contains(&mine[0]),
+        "the mark made during the evaluation survives its clear"
+    );
+    assert!(!left.contains(&mine[1]), "the other taken mark is cleared");
+}
+
+/// The stage and segment filters at a volume where the adapter picks the plan (see
+/// `customers::list_customers`): the Newest sort walks a stage's index in id order, a stage or
+/// segment with few profiles is the starting point of the other sorts, a stage with many is
+/// left to the planner; every plan returns the same rows, page after page.
+#[test]
+fn stage_and_segment_lists_agree_across_plans() {
+    let db = fresh_database!();
+    let store = db.migrated_store();
+    let (ws, mut profiles) = setup(&store, 0);
+    for chunk in (1..=12_000u64).collect::<Vec<_>>().chunks(3_000) {
+        let batch: Vec<Customer> = chunk
+            .iter()
+            .map(|&n| {
+                let mut c = customer(&ws, n);
+                c.name = Some(format!("Cliente {:05}", (n * 7_919) % 12_000));
+                c.last_seen_at = at((n * 104_729 % 12_000) as i64);
+                c.stats.total_spent_minor = (n % 97) as i64 * 100;
+                c
+            })
+            .collect();
+        write(&store, |tx| tx.insert_customers(&batch)).expect("insert");
+        profiles.extend(batch);
+    }
+    let stage_of = |n: u64| {
+        if n.is_multiple_of(10) {
+            Stage::Lapsed
+        } else {
+            Stage::Loyalty
+        }
+    };
+    let segment = SegmentRecord {
+        id: SegmentId::generate(BASE_MS, 1),
+        workspace_id: ws.clone(),
+        name: "Escolhidos".into(),
+        description: String::new(),
+        kind: SegmentKind::Static,
+        definition: None,
+        member_count: 0,
+        evaluated_at: None,
+        created_at: at(0),
+        updated_at: at(0),
+    };
+    write(&store, |tx| {
+        let stages: Vec<(CustomerId, Stage, Timestamp)> = profiles
+            .iter()
+            .zip(1u64..)
+            .map(|(c, n)| (c.id.clone(), stage_of(n), at(0)))
+            .collect();
+        tx.set_stages(&ws, &stages)?;
+        tx.insert_segment(&segment)?;
+        let members: Vec<CustomerId> = profiles
+            .iter()
+            .zip(1u64..)
+            .filter(|(_, n)| n.is_multiple_of(5))
+            .map(|(c, _)| c.id.clone())
+            .collect();
+        tx.add_segment_members(&ws, &segment.id, &members, at(0))
+            .map(drop)
+    })
+    .expect("stages and members");
+    // As autovacuum leaves the tables: statistics, and the visibility map that lets the stage
+    // index answer without the table.
+    db.client()
+        .batch_execute("VACUUM ANALYZE")
+        .expect("vacuum analyze");
+    let n_of: std::collections::HashMap<CustomerId, u64> = profiles
+        .iter()
+        .zip(1u64..)
+        .map(|(c, n)| (c.id.clone(), n))
+        .collect();
+    let list_all = |base: &CustomerQuery| -> Vec<CustomerId> {
+        let mut q = base.clone();
+        let mut out = Vec::new();
+        loop {
+            let rows = read(&store, |tx| tx.list_customers(&ws, &q)).expect("list");
+            out.extend(rows.iter().map(|c| c.id.clone()));
+            match rows.last() {
+                Some(last) if rows.len() as i64 == q.limit => {
+                    q.after = Some(CustomerCursor {
+                        key: match q.sort {
+                            CustomerSort::Newest => String::new(),
+                            CustomerSort::LastSeen => last.last_seen_at.to_rfc3339(),
+                            CustomerSort::TotalSpent => last.stats.total_spent_minor.to_string(),
+                            CustomerSort::Name => {
+                                last.name.clone().unwrap_or_default().to_lowercase()
+                            }
+                        },
+                        id: last.id.clone(),
+                    })
+                }
+                _ => return out,
+            }
+        }
+    };
+    let expected = |sort: CustomerSort, keep: &dyn Fn(u64) -> bool| -> Vec<CustomerId> {
+        let mut v: Vec<&Customer> = profiles.iter().filter(|c| keep(n_of[&c.id])).collect();
+        match sort {
+            CustomerSort::Newest => v.sort_by(|a, b| b.id.cmp(&a.id)),
+            CustomerSort::LastSeen => {
+                v.sort_by(|a, b| (b.last_seen_at, &b.id).cmp(&(a.last_seen_at, &a.id)))
+            }
+            CustomerSort::TotalSpent => v.sort_by(|a, b| {
+                (b.stats.total_spent_minor, &b.id).cmp(&(a.stats.total_spent_minor, &a.id))
+            }),
+            CustomerSort::Name => v.sort_by(|a, b| {
+                (a.name.clone().unwrap_or_default().to_lowercase(), &a.id)
+                    .cmp(&(b.name.clone().unwrap_or_default().to_lowercase(), &b.id))
+            }),
+        }
+        v.into_iter().map(|c| c.id.clone()).collect()
+    };
+    for sort in [
+        CustomerSort::Newest,
+        CustomerSort::LastSeen,
+        CustomerSort::TotalSpent,
+        CustomerSort::Name,
+    ] {
+        for (label, q, keep) in [
+            (
+                "many in the stage",
+                CustomerQuery {
+                    stage: Some(Stage::Loyalty),
+                    ..Default::default()
+                },
+                &(|n: u64| stage_of(n) == Stage::Loyalty) as &dyn Fn(u64) -> bool,
+            ),
+            (
+                "few in the stage",
+                CustomerQuery {
+                    stage: Some(Stage::Lapsed),
+                    ..Default::default()
+                },
+                &|n: u64| stage_of(n) == Stage::Lapsed,
+            ),
+            (
+                "segment",
+                CustomerQuery {
+                    segment: Some(segment.id.clone()),
+                    ..Default::default()
+                },
+                &|n: u64| n.is_multiple_of(5),
+            ),
+            (
+                "segment and stage",
+                CustomerQuery {
+                    segment: Some(segment.id.clone()),
+                    stage: Some(Stage::Loyalty),
+                    ..Default::default()
+                },
+                &|n: u64| n.is_multiple_of(5) && stage_of(n) == Stage::Loyalty,
+            ),
+            (
+                "segment and search",
+                CustomerQuery {
+                    segment: Some(segment.id.clone()),
+                    search: Some("cliente 1".into()),
+                    ..Default::default()
+                },
+                &|n: u64| n.is_multiple_of(5) && (n * 7_919) % 12_000 >= 10_000,
+            ),
+        ] {
+            let q = CustomerQuery {
+                sort,
+                limit: 700,
+                ..q
+            };
+            assert_eq!(list_all(&q), expected(sort, keep), "{label}, {sort:?}");
+        }
+    }
+
+    // The Newest sort's walk of the stage index: in id order, no sort step.
+    let mut client = db.client();
+    let plan: Vec<String> = client
+        .query(
+            &format!(
+                "EXPLAIN SELECT x.* FROM customer_computed f CROSS JOIN LATERAL (
+                     SELECT c.id FROM customers c JOIN customer_activity a
+                         ON a.workspace_id = c.workspace_id AND a.id = c.id
+                     WHERE c.workspace_id = f.workspace_id AND c.id = f.customer_id
+                       AND c.merged_into IS NULL OFFSET 0) x
+                 WHERE f.workspace_id = '{ws}' AND f.stage = 'loyalty'
+                 ORDER BY f.customer_id DESC LIMIT 50"
+            ),
+            &[],
+        )
+        .expect("explain")
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("Index Only Scan Backward using customer_computed_by_stage"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Sort"), "{plan}");
 }

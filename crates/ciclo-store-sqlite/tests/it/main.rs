@@ -52,6 +52,17 @@ conformance_stories!(
     updates_of_missing_rows_are_not_found,
     migrate_is_idempotent,
     failed_write_rolls_back,
+    settings_round_trip,
+    segments_round_trip,
+    segment_members_and_counts,
+    evaluation_queue,
+    computed_stages_and_scores,
+    stage_history_and_transitions,
+    named_events_windows,
+    merged_profiles_listed,
+    customer_list_stage_and_segment_filters,
+    delete_customer_clears_segments_and_lifecycle,
+    segments_and_lifecycle_workspace_isolation,
 );
 
 #[test]

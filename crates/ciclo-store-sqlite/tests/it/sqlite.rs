@@ -5,11 +5,13 @@ use crate::fresh_store;
 use ciclo_domain::customer::Customer;
 use ciclo_domain::event::{Event, EventType};
 use ciclo_domain::identity::{Identity, IdentityKey, IdentityKind};
-use ciclo_domain::ids::{CustomerId, EventId, WorkspaceId};
+use ciclo_domain::ids::{CustomerId, EventId, SegmentId, WorkspaceId};
+use ciclo_domain::lifecycle::Stage;
 use ciclo_domain::operator::Workspace;
 use ciclo_domain::{DateTime, Timestamp};
 use ciclo_store::{
-    read, write, CustomerCursor, CustomerQuery, CustomerSort, Store, StoreError, TimelineQuery,
+    read, write, CustomerCursor, CustomerQuery, CustomerSort, SegmentKind, SegmentRecord, Store,
+    StoreError, TimelineQuery,
 };
 use ciclo_store_sqlite::SqliteStore;
 use serde_json::Map;
@@ -855,4 +857,145 @@ fn concurrent_read_modify_writes_of_one_profile_add_up() {
     });
     assert_eq!(attached.expect("find").len() as i64, added % 2);
     assert_eq!(inside, stored_customer(&*store, &ws, &ana.id));
+}
+
+/// The stage and segment filters at a volume where the plan matters: a stage most profiles are
+/// in walks the sort's index (the Newest sort: the stage index, in id order), a stage few are in
+/// starts from its matches, a segment likewise; every plan returns the same rows.
+#[test]
+fn stage_and_segment_filters_use_their_indexes_and_agree() {
+    let (_dir, store) = fresh_store();
+    let ws = setup(&store, 1);
+    let customers: Vec<Customer> = (1..=12_000u64)
+        .map(|n| customer(&ws, n, &format!("Cliente {:05}", (n * 7_919) % 12_000)))
+        .collect();
+    let stage_of = |n: u64| {
+        if n.is_multiple_of(10) {
+            Stage::Lapsed
+        } else {
+            Stage::Loyalty
+        }
+    };
+    let segment = SegmentRecord {
+        id: SegmentId::generate(BASE_MS, 1),
+        workspace_id: ws.clone(),
+        name: "Escolhidos".into(),
+        description: String::new(),
+        kind: SegmentKind::Static,
+        definition: None,
+        member_count: 0,
+        evaluated_at: None,
+        created_at: at(0),
+        updated_at: at(0),
+    };
+    write(&store, |tx| {
+        customers.iter().try_for_each(|c| tx.insert_customer(c))?;
+        let stages: Vec<(CustomerId, Stage, Timestamp)> = customers
+            .iter()
+            .zip(1u64..)
+            .map(|(c, n)| (c.id.clone(), stage_of(n), at(0)))
+            .collect();
+        tx.set_stages(&ws, &stages)?;
+        tx.insert_segment(&segment)?;
+        let members: Vec<CustomerId> = customers
+            .iter()
+            .zip(1u64..)
+            .filter(|(_, n)| n.is_multiple_of(5))
+            .map(|(c, _)| c.id.clone())
+            .collect();
+        tx.add_segment_members(&ws, &segment.id, &members, at(0))
+            .map(drop)
+    })
+    .expect("fixture");
+    let n_of: std::collections::HashMap<CustomerId, u64> = customers
+        .iter()
+        .zip(1u64..)
+        .map(|(c, n)| (c.id.clone(), n))
+        .collect();
+
+    for sort in SORTS {
+        let many = CustomerQuery {
+            stage: Some(Stage::Loyalty),
+            sort,
+            limit: 500,
+            ..Default::default()
+        };
+        let plan = plan_text(&store.explain_list_customers(&ws, &many).expect("explain"));
+        assert!(
+            !plan.contains("TEMP B-TREE"),
+            "a stage most are in is walked in the sort's order ({sort:?}):\n{plan}"
+        );
+        if sort == CustomerSort::Newest {
+            assert!(
+                plan.contains("customer_computed_by_stage"),
+                "Newest walks the stage index by id:\n{plan}"
+            );
+        } else {
+            assert!(
+                plan.contains("USING INDEX customers_by_"),
+                "{sort:?}:\n{plan}"
+            );
+        }
+        assert_eq!(
+            list_all(&store, &ws, &many),
+            expected(&customers, sort, |c| stage_of(n_of[&c.id])
+                == Stage::Loyalty),
+            "stage loyalty, {sort:?}"
+        );
+
+        let few = CustomerQuery {
+            stage: Some(Stage::Lapsed),
+            sort,
+            limit: 300,
+            ..Default::default()
+        };
+        let plan = plan_text(&store.explain_list_customers(&ws, &few).expect("explain"));
+        assert!(
+            plan.contains("customer_computed_by_stage (workspace_id=? AND stage=?)"),
+            "a stage few are in starts from its index ({sort:?}):\n{plan}"
+        );
+        assert_eq!(
+            list_all(&store, &ws, &few),
+            expected(&customers, sort, |c| stage_of(n_of[&c.id]) == Stage::Lapsed),
+            "stage lapsed, {sort:?}"
+        );
+
+        let members = CustomerQuery {
+            segment: Some(segment.id.clone()),
+            tag: None,
+            sort,
+            limit: 400,
+            ..Default::default()
+        };
+        let plan = plan_text(
+            &store
+                .explain_list_customers(&ws, &members)
+                .expect("explain"),
+        );
+        assert!(
+            plan.contains("SEARCH f USING PRIMARY KEY (workspace_id=? AND segment_id=?"),
+            "a segment starts from its members ({sort:?}):\n{plan}"
+        );
+        if sort == CustomerSort::Newest {
+            assert!(!plan.contains("TEMP B-TREE"), "in id order:\n{plan}");
+        }
+        assert_eq!(
+            list_all(&store, &ws, &members),
+            expected(&customers, sort, |c| n_of[&c.id].is_multiple_of(5)),
+            "segment, {sort:?}"
+        );
+
+        let both = CustomerQuery {
+            segment: Some(segment.id.clone()),
+            stage: Some(Stage::Lapsed),
+            sort,
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(
+            list_all(&store, &ws, &both),
+            expected(&customers, sort, |c| n_of[&c.id].is_multiple_of(10)),
+            "segment and stage, {sort:?}"
+        );
+    }
 }
