@@ -194,12 +194,15 @@ impl Plan {
         out
     }
 
-    /// Dynamic segments whose membership can change with time alone, with their dependents.
-    pub fn time_relative(&self) -> Vec<usize> {
+    /// What the scheduled pass evaluates: dynamic segments whose membership can change with
+    /// time alone, and any never evaluated (a first evaluation that failed), with their
+    /// dependents.
+    pub fn scheduled(&self) -> Vec<usize> {
         let roots: Vec<usize> = (0..self.segments.len())
             .filter(|&i| {
-                self.segments[i].record.kind == SegmentKind::Dynamic
-                    && self.segments[i].deps.time_relative
+                let s = &self.segments[i];
+                s.record.kind == SegmentKind::Dynamic
+                    && (s.deps.time_relative || s.record.evaluated_at.is_none())
             })
             .collect();
         self.with_dependents(&roots)
@@ -690,7 +693,7 @@ impl Ciclo {
             let (count, last) = write(&*self.store, |tx| {
                 let plan = Plan::load(tx, ws)?;
                 let chosen = match segments {
-                    None => plan.time_relative(),
+                    None => plan.scheduled(),
                     Some(ids) => {
                         let roots: Vec<usize> =
                             ids.iter().filter_map(|id| plan.find(id.as_str())).collect();
@@ -716,10 +719,16 @@ impl Ciclo {
                 let customers = tx.list_customers(ws, &query)?;
                 let last = customers.last().map(|c| c.id.clone());
                 let count = customers.len();
+                // A segment never evaluated is having its first evaluation now.
+                let mut first = initial.clone();
+                first.extend(chosen.iter().filter_map(|&i| {
+                    let record = &plan.segments[i].record;
+                    record.evaluated_at.is_none().then(|| record.id.clone())
+                }));
                 let evaluation = Evaluation::new(&plan, chosen, lifecycle, now);
                 let mut outcome = Outcome::default();
                 evaluation.run(tx, customers, &merged, &mut outcome)?;
-                self.apply_outcome(tx, &plan, &outcome, initial, now)?;
+                self.apply_outcome(tx, &plan, &outcome, &first, now)?;
                 Ok((count, last))
             })?;
             total += count;

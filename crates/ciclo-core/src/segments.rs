@@ -448,52 +448,85 @@ impl Ciclo {
     ) -> CoreResult<SegmentView> {
         actor.require(Permission::WriteCustomers)?;
         let ws = actor.workspace.id.clone();
-        let mut record = read(&*self.store, |tx| tx.get_segment(&ws, id))?
-            .ok_or(CoreError::NotFound("segment"))?;
-        if let Some(kind) = input.kind.as_deref().filter(|k| !k.trim().is_empty()) {
-            if SegmentKind::parse(kind.trim()) != Some(record.kind) {
-                return Err(invalid(
+        // Everything that needs no database is checked first.
+        let name = match &input.name {
+            Some(_) => Some(check_name(input.name.as_deref())?),
+            None => None,
+        };
+        let kind = match input
+            .kind
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
+            Some(raw) => Some(SegmentKind::parse(&raw.to_lowercase()).ok_or_else(|| {
+                invalid("invalid_kind", "kind", "expected `dynamic` or `static`")
+            })?),
+            None => None,
+        };
+        let definition = input
+            .definition
+            .as_ref()
+            .map(parse_definition)
+            .transpose()?;
+        let now = self.clock.now();
+        // Read, change and write in one transaction, so that concurrent edits do not undo each
+        // other.
+        let outcome = write(&*self.store, |tx| {
+            let Some(mut record) = tx.get_segment(&ws, id)? else {
+                return Ok(Err(CoreError::NotFound("segment")));
+            };
+            if kind.is_some_and(|k| k != record.kind) {
+                return Ok(Err(invalid(
                     "kind_fixed",
                     "kind",
                     "a segment's kind cannot change: create a new one",
-                ));
+                )));
             }
-        }
-        if input.name.is_some() {
-            record.name = check_name(input.name.as_deref())?;
-        }
-        if let Some(description) = &input.description {
-            record.description = description.clone();
-        }
-        let mut redefined = false;
-        if let Some(raw) = &input.definition {
-            if record.kind == SegmentKind::Static {
-                return Err(invalid(
-                    "not_allowed",
-                    "definition",
-                    "a static list has no definition: add members instead",
-                ));
+            if let Some(name) = &name {
+                if !name.eq_ignore_ascii_case(&record.name) {
+                    let users = includers(tx, &ws, &record)?;
+                    if !users.is_empty() {
+                        return Ok(Err(CoreError::Conflict(FieldError::new(
+                            "segment_in_use",
+                            "name",
+                            format!(
+                                "other segments include this one by name: {}; change them first",
+                                users.join(", ")
+                            ),
+                        ))));
+                    }
+                }
+                record.name = name.clone();
             }
-            let expr = parse_definition(raw)?;
-            redefined = record.definition.as_ref() != Some(&expr);
-            record.definition = Some(expr);
-        }
-        record.updated_at = self.clock.now();
-        let outcome = write(&*self.store, |tx| {
-            if let Some(expr) = &record.definition {
+            if let Some(description) = &input.description {
+                record.description = description.clone();
+            }
+            let mut redefined = false;
+            if let Some(expr) = &definition {
+                if record.kind == SegmentKind::Static {
+                    return Ok(Err(invalid(
+                        "not_allowed",
+                        "definition",
+                        "a static list has no definition: add members instead",
+                    )));
+                }
                 if let Err(e) = check_includes(tx, actor, &record.id, expr) {
                     return Ok(Err(e));
                 }
+                redefined = record.definition.as_ref() != Some(expr);
+                record.definition = Some(expr.clone());
             }
+            record.updated_at = now;
             match tx.update_segment(&record) {
-                Ok(()) => Ok(Ok(())),
+                Ok(()) => Ok(Ok(redefined)),
                 Err(e @ (StoreError::Conflict(_) | StoreError::NotFound)) => {
                     Ok(Err(segment_not_found(e)))
                 }
                 Err(e) => Err(e),
             }
         })?;
-        outcome?;
+        let redefined = outcome?;
         if redefined {
             self.refresh_workspace(&ws, Some(std::slice::from_ref(id)), false, &HashSet::new())?;
         }
@@ -509,19 +542,7 @@ impl Ciclo {
             let Some(record) = tx.get_segment(&ws, id)? else {
                 return Ok(Err(CoreError::NotFound("segment")));
             };
-            let users: Vec<String> = tx
-                .list_segments(&ws)?
-                .into_iter()
-                .filter(|s| s.id != record.id)
-                .filter(|s| {
-                    s.definition.as_ref().is_some_and(|d| {
-                        depends_on(d).segments.iter().any(|r| {
-                            r == record.id.as_str() || r.eq_ignore_ascii_case(&record.name)
-                        })
-                    })
-                })
-                .map(|s| s.name)
-                .collect();
+            let users = includers(tx, &ws, &record)?;
             if !users.is_empty() {
                 return Ok(Err(CoreError::Conflict(FieldError::new(
                     "segment_in_use",
@@ -895,6 +916,28 @@ impl Ciclo {
         self.notify_evaluator();
         outcome
     }
+}
+
+/// Names of the segments that include `record` (by name or id).
+fn includers(
+    tx: &mut dyn Tx,
+    ws: &ciclo_domain::ids::WorkspaceId,
+    record: &SegmentRecord,
+) -> Result<Vec<String>, StoreError> {
+    Ok(tx
+        .list_segments(ws)?
+        .into_iter()
+        .filter(|s| s.id != record.id)
+        .filter(|s| {
+            s.definition.as_ref().is_some_and(|d| {
+                depends_on(d)
+                    .segments
+                    .iter()
+                    .any(|r| r == record.id.as_str() || r.eq_ignore_ascii_case(&record.name))
+            })
+        })
+        .map(|s| s.name)
+        .collect())
 }
 
 /// Customer ids as (position, id, `id`) for `change_list`.

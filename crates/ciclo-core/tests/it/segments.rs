@@ -204,7 +204,19 @@ fn profile_changes_and_nested_segments_are_followed() {
     assert!(h.members(&buyers.record.id).is_empty());
     assert_eq!(h.system_events(&u2, SEGMENT_EXITED).len(), 2);
 
-    // A segment others include cannot be deleted; the includer can.
+    // A segment others include by name cannot be renamed or deleted; the includer can.
+    let rename = SegmentInput {
+        name: Some("Recife e região".into()),
+        ..Default::default()
+    };
+    let err = h
+        .app
+        .update_segment(&h.actor, &recife.record.id, &rename)
+        .unwrap_err();
+    assert!(
+        matches!(&err, CoreError::Conflict(e) if e.code == "segment_in_use" && e.field == "name"),
+        "{err:?}"
+    );
     let err = h
         .app
         .delete_segment(&h.actor, &recife.record.id)
