@@ -247,7 +247,11 @@ impl BenchServer {
             public_url: format!("http://{address}"),
             ..Default::default()
         };
-        let router = ciclo_http::router(app.clone(), options);
+        // The API and the console, as `ciclo serve` mounts them.
+        let router = ciclo_http::router(app.clone(), options).merge(ciclo_web::console_router(
+            app.clone(),
+            ciclo_web::WebOptions::default(),
+        ));
         // As in `ciclo serve`: segments and lifecycle stages follow the load in real time.
         app.start_background(ciclo_core::evaluate::BackgroundOptions::default());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -360,12 +364,44 @@ impl BenchServer {
             .worker_threads(1)
             .enable_all()
             .build()?;
+        // The console's pages, as a signed-in operator sees them (HTML rendered on the server).
+        let reader = "reader@bench.local";
+        match self.app.add_operator(
+            &actor,
+            reader,
+            "Bench reader",
+            Role::Admin,
+            BENCH_READER_PASSWORD,
+        ) {
+            Ok(_) | Err(ciclo_core::CoreError::Conflict(_)) => {}
+            Err(e) => return Err(crate::app::explain(e).context("cannot add the reader")),
+        }
+        let (token, _) = self
+            .app
+            .login(reader, BENCH_READER_PASSWORD, Some(&self.workspace.id))
+            .map_err(|e| crate::app::explain(e).context("cannot sign the reader in"))?;
+        let console = self.url();
+        let pages: Vec<String> = (0..requests)
+            .map(|_| format!("{console}/customers"))
+            .collect();
+        let console_search: Vec<String> = search
+            .iter()
+            .map(|u| u.replace(&base, &format!("{console}/customers")))
+            .collect();
+        let console_360: Vec<String> = (0..requests)
+            .map(|_| format!("{console}/customers/{}", pick(&mut rng)))
+            .collect();
+        let bearer = Auth::Bearer(secret);
+        let cookie = Auth::Cookie(token);
         runtime.block_on(async {
             let client = http_client(readers)?;
             Ok(ReadResults {
-                profile: read_load(&client, &secret, profile, readers).await,
-                timeline: read_load(&client, &secret, timeline, readers).await,
-                search: read_load(&client, &secret, search, readers).await,
+                profile: read_load(&client, &bearer, profile, readers).await,
+                timeline: read_load(&client, &bearer, timeline, readers).await,
+                search: read_load(&client, &bearer, search, readers).await,
+                console_list: read_load(&client, &cookie, pages, readers).await,
+                console_search: read_load(&client, &cookie, console_search, readers).await,
+                console_360: read_load(&client, &cookie, console_360, readers).await,
             })
         })
     }
@@ -702,24 +738,36 @@ struct ReadResults {
     profile: Latency,
     timeline: Latency,
     search: Latency,
+    /// Console pages (HTML): the customer list, a search, the customer 360 page.
+    console_list: Latency,
+    console_search: Latency,
+    console_360: Latency,
 }
+
+/// How a reader authenticates: a secret API key, or a console session cookie.
+enum Auth {
+    Bearer(String),
+    Cookie(String),
+}
+
+const BENCH_READER_PASSWORD: &str = "bench-reader-password";
 
 async fn read_load(
     client: &reqwest::Client,
-    secret: &str,
+    auth: &Auth,
     urls: Vec<String>,
     readers: usize,
 ) -> Latency {
+    let (header, value) = match auth {
+        Auth::Bearer(secret) => ("authorization", format!("Bearer {secret}")),
+        Auth::Cookie(token) => ("cookie", format!("ciclo_session={token}")),
+    };
     let urls = Arc::new(urls);
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..readers.max(1) {
-        let (client, urls, next, secret) = (
-            client.clone(),
-            urls.clone(),
-            next.clone(),
-            secret.to_string(),
-        );
+        let (client, urls, next, value) =
+            (client.clone(), urls.clone(), next.clone(), value.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failed = 0;
@@ -727,7 +775,7 @@ async fn read_load(
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(url) = urls.get(index) else { break };
                 let sent = Instant::now();
-                let ok = match client.get(url).bearer_auth(&secret).send().await {
+                let ok = match client.get(url).header(header, &value).send().await {
                     Ok(r) => {
                         let status = r.status();
                         let body = r.bytes().await;
@@ -836,6 +884,9 @@ fn print_reads(
         ("profile", &r.profile),
         ("timeline", &r.timeline),
         ("search", &r.search),
+        ("console list", &r.console_list),
+        ("console search", &r.console_search),
+        ("console 360", &r.console_360),
     ] {
         eprintln!(
             "bench read {name}: {} requests, {} failed, p50 {:.1} ms, p99 {:.1} ms",
@@ -857,6 +908,21 @@ fn print_reads(
         r.search.p50_ms,
         r.search.p99_ms,
         rss_text(peak, load.in_process)
+    );
+    println!();
+    println!("| date | bench | backend | data | console list p50 / p99 | console search p50 / p99 | console 360 p50 / p99 |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | read | {backend} | {} events, {} customers | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.1} / {:.1} ms |",
+        today(),
+        thousands(load.events),
+        thousands(load.customers),
+        r.console_list.p50_ms,
+        r.console_list.p99_ms,
+        r.console_search.p50_ms,
+        r.console_search.p99_ms,
+        r.console_360.p50_ms,
+        r.console_360.p99_ms,
     );
 }
 
