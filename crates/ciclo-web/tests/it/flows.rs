@@ -677,7 +677,11 @@ async fn the_chosen_language_is_saved_on_the_account_and_follows_to_a_new_device
     let page = laptop.get("/customers").await;
     page.assert_contains("<h1>Clientes</h1>");
     laptop
-        .submit(&page, "/language", &[("lang", "en"), ("next", "/customers")])
+        .submit(
+            &page,
+            "/language",
+            &[("lang", "en"), ("next", "/customers")],
+        )
         .await;
     // A phone with no cookies and a Portuguese browser signs in: English, from the account.
     let mut phone = app.browser();
@@ -691,7 +695,11 @@ async fn the_chosen_language_is_saved_on_the_account_and_follows_to_a_new_device
     // Going back to "follow the browser" clears it on the account too.
     let page = laptop.get("/settings").await;
     laptop
-        .submit(&page, "/language", &[("lang", "auto"), ("next", "/settings")])
+        .submit(
+            &page,
+            "/language",
+            &[("lang", "auto"), ("next", "/settings")],
+        )
         .await;
     let mut tablet = app.browser();
     tablet.accept_language = Some("pt-BR".into());

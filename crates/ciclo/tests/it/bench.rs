@@ -24,7 +24,11 @@ fn bench_read_ingests_then_reads_and_prints_markdown_rows() {
         "warn",
     ]);
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| 20")).collect();
-    assert_eq!(rows.len(), 2, "an ingest row and a read row:\n{out}");
+    assert_eq!(
+        rows.len(),
+        3,
+        "an ingest row, an API read row and a console read row:\n{out}"
+    );
     assert!(
         rows[0].contains(
             "| ingest | sqlite | 2,000 events, batch 250, 2 connections, 100 customers |"
@@ -32,5 +36,10 @@ fn bench_read_ingests_then_reads_and_prints_markdown_rows() {
         "{out}"
     );
     assert!(rows[1].contains("| read | sqlite |"), "{out}");
+    assert!(rows[2].contains("| read | sqlite |"), "{out}");
+    assert!(
+        !rows[2].contains("| 0.0 / 0.0 ms"),
+        "console pages were timed: {out}"
+    );
     assert!(rows[0].contains(" MB |"), "peak RSS is reported: {out}");
 }
