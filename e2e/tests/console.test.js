@@ -208,6 +208,21 @@ describe("operator console", { timeout: 300_000 }, () => {
     await page.getByRole("button", { name: "Save" }).first().click();
     assert.equal(await page.locator("h1").innerText(), "Configurações");
     assert.match(await page.locator(".flash-ok").innerText(), /Preferência de idioma salva/);
+
+    // The choice is saved on the account: another device with an English browser gets it too.
+    const other = await chromium.browser.newContext({ locale: "en-US" });
+    const o = await other.newPage();
+    try {
+      await signIn(o, server.email, server.password);
+      assert.equal(await o.locator("html").getAttribute("lang"), "pt-BR");
+    } finally {
+      await other.close();
+    }
+    // Back to following the browser, as the other tests expect.
+    await page.goto(`${server.url}/settings`);
+    await page.getByLabel("Idioma do console").selectOption("auto");
+    await page.getByRole("button", { name: "Salvar" }).first().click();
+    assert.match(await page.locator(".flash-ok").innerText(), /(Preferência de idioma salva|Language preference saved)/);
   });
 
   test("phone width: the main screens fit and stay usable", async () => {
