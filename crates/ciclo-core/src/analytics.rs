@@ -910,14 +910,28 @@ fn funnel_report(
 /// its result here, so the pages of a large workspace are usually served from it.
 pub(crate) struct AnalyticsCache {
     entries: std::sync::Mutex<HashMap<ciclo_domain::ids::WorkspaceId, CachedBase>>,
+    /// The home page's figures, by the same rule (see `dashboard`).
+    pub(crate) dashboards: std::sync::Mutex<
+        HashMap<ciclo_domain::ids::WorkspaceId, Kept<crate::dashboard::Dashboard>>,
+    >,
 }
 
 impl Default for AnalyticsCache {
     fn default() -> Self {
         AnalyticsCache {
             entries: std::sync::Mutex::new(HashMap::new()),
+            dashboards: std::sync::Mutex::new(HashMap::new()),
         }
     }
+}
+
+/// A result kept for reuse, with when it was made, for how long it is fresh, and whether a
+/// fresh one is being made.
+pub(crate) struct Kept<T> {
+    pub value: std::sync::Arc<T>,
+    pub gathered: std::time::Instant,
+    pub keep: std::time::Duration,
+    pub refreshing: bool,
 }
 
 struct CachedBase {
@@ -927,9 +941,9 @@ struct CachedBase {
 }
 
 /// Gatherings faster than this are not kept.
-const REUSE_FROM: std::time::Duration = std::time::Duration::from_millis(500);
+pub(crate) const REUSE_FROM: std::time::Duration = std::time::Duration::from_millis(500);
 /// The longest a gathering is reused.
-const MAX_REUSE: std::time::Duration = std::time::Duration::from_secs(600);
+pub(crate) const MAX_REUSE: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Ciclo {
     /// The workspace's profiles and orders for the reports: reused when a recent gathering is

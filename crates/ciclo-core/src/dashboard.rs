@@ -2,8 +2,10 @@
 //! orders per month, revenue, active customers.
 //!
 //! Computed by scanning the workspace's profiles and orders page by page: exact and simple,
-//! fine for tens of thousands of customers. (At a million, this wants counters kept as data
-//! arrives; see BENCHMARKS.md.)
+//! instant for tens of thousands of customers. For a large workspace (a scan that takes half a
+//! second or more) the figures are kept for 30 times as long as the scan took (at most ten
+//! minutes), and once they are older a visit gets them at once while a fresh scan runs in the
+//! background. (Counters kept as data arrives would remove the scan; see BENCHMARKS.md.)
 
 use crate::accounts::Actor;
 use crate::error::CoreResult;
@@ -96,8 +98,56 @@ impl Ciclo {
         }
     }
 
+    /// The home page's figures (see the module doc for how large workspaces are served).
     pub fn dashboard(&self, actor: &Actor) -> CoreResult<Dashboard> {
         actor.require(Permission::ReadCustomers)?;
+        let ws = actor.workspace.id.clone();
+        let cache = &self.analytics_cache.dashboards;
+        if let Ok(mut entries) = cache.lock() {
+            if let Some(entry) = entries.get_mut(&ws) {
+                if entry.gathered.elapsed() >= entry.keep && !entry.refreshing {
+                    entry.refreshing = true;
+                    let (app, actor) = (self.clone(), actor.clone());
+                    std::thread::spawn(move || {
+                        if let Err(e) = app.compute_dashboard(&actor) {
+                            tracing::warn!(error = %e, "dashboard refresh failed");
+                        }
+                    });
+                }
+                return Ok((*entry.value).clone());
+            }
+        }
+        self.compute_dashboard(actor)
+    }
+
+    /// Scans and, when the scan was slow, keeps the result for later visits.
+    fn compute_dashboard(&self, actor: &Actor) -> CoreResult<Dashboard> {
+        let started = std::time::Instant::now();
+        let result = self.scan_dashboard(actor);
+        let took = started.elapsed();
+        if let Ok(mut entries) = self.analytics_cache.dashboards.lock() {
+            match &result {
+                Ok(dashboard) if took >= crate::analytics::REUSE_FROM => {
+                    entries.insert(
+                        actor.workspace.id.clone(),
+                        crate::analytics::Kept {
+                            value: std::sync::Arc::new(dashboard.clone()),
+                            gathered: std::time::Instant::now(),
+                            keep: (took * 30).min(crate::analytics::MAX_REUSE),
+                            refreshing: false,
+                        },
+                    );
+                }
+                // Small again, or failed: the next visit scans.
+                _ => {
+                    entries.remove(&actor.workspace.id);
+                }
+            }
+        }
+        result
+    }
+
+    fn scan_dashboard(&self, actor: &Actor) -> CoreResult<Dashboard> {
         let now = self.clock.now();
         let tz = actor.workspace.time_zone.clone();
         let months = last_months(now, &tz, 24);

@@ -158,7 +158,7 @@ pub fn run(args: BenchArgs, database_url: Option<&str>) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Ingest(IngestArgs { load, .. }) => {
-            let server = BenchServer::start(database_url)?;
+            let server = BenchServer::start(database_url, true)?;
             let result = drive_ingest(&server, &load)?;
             server.check_stored(&result);
             server.drain_evaluation();
@@ -175,13 +175,16 @@ pub fn run(args: BenchArgs, database_url: Option<&str>) -> anyhow::Result<()> {
             if skip_ingest && database_url.is_none() {
                 bail!("--skip-ingest reads an existing database: give it with --database-url");
             }
-            let server = BenchServer::start(database_url)?;
+            // Reads are timed without the scheduled passes running beside them (they would
+            // measure the passes, not the pages); the ingest part still drains its queue.
+            let server = BenchServer::start(database_url, false)?;
             let ingest = if skip_ingest {
                 LoadResult::default()
             } else {
                 drive_ingest(&server, &load)?
             };
             server.check_stored(&ingest);
+            server.drain_evaluation();
             let reads = server.read_bench(&load, requests, readers)?;
             let peak = peak_rss_mb();
             print_ingest(&load, server.app.store.backend(), &ingest, peak);
@@ -211,7 +214,7 @@ struct BenchServer {
 }
 
 impl BenchServer {
-    fn start(database_url: Option<&str>) -> anyhow::Result<BenchServer> {
+    fn start(database_url: Option<&str>, background: bool) -> anyhow::Result<BenchServer> {
         let (url, data_dir) = match database_url {
             Some(url) => (url.to_string(), None),
             None => {
@@ -253,7 +256,9 @@ impl BenchServer {
             ciclo_web::WebOptions::default(),
         ));
         // As in `ciclo serve`: segments and lifecycle stages follow the load in real time.
-        app.start_background(ciclo_core::evaluate::BackgroundOptions::default());
+        if background {
+            app.start_background(ciclo_core::evaluate::BackgroundOptions::default());
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = runtime.spawn(async move {
             axum::serve(
