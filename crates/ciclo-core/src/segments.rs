@@ -97,8 +97,12 @@ fn narrowing(expr: &Expr, plan: &Plan) -> Option<Narrow> {
     }
 }
 
+/// Per surviving customer, how many events count.
+type Counts = std::collections::HashMap<CustomerId, u64>;
+
 /// Surviving customers (newest first) with at least `min` events of the requirement's name in
-/// its window, property filters left to the evaluator (so a superset of those matching).
+/// its window, property filters left to the evaluator (so a superset of those matching), with
+/// every customer's count of those events.
 fn event_candidates(
     tx: &mut dyn Tx,
     plan: &Plan,
@@ -106,7 +110,7 @@ fn event_candidates(
     requirement: &ciclo_domain::segment::EventRequirement,
     min: u64,
     now: Timestamp,
-) -> Result<Vec<CustomerId>, StoreError> {
+) -> Result<(Vec<CustomerId>, Counts), StoreError> {
     let bounds = requirement.window.bounds(now, plan.tz);
     let query = ciclo_store::NamedEventQuery {
         name: requirement.event.clone(),
@@ -120,31 +124,38 @@ fn event_candidates(
         *per_root.entry(root).or_default() += n.max(0) as u64;
     }
     let mut ids: Vec<CustomerId> = per_root
-        .into_iter()
-        .filter(|(_, n)| *n >= min)
-        .map(|(id, _)| id)
+        .iter()
+        .filter(|(_, n)| **n >= min)
+        .map(|(id, _)| id.clone())
         .collect();
     ids.sort_by(|a, b| b.cmp(a));
-    Ok(ids)
+    Ok((ids, per_root))
 }
 
 /// Evaluates a definition that reads only event counts over `candidates` (newest first), with
 /// every count taken for the whole workspace in one query per requirement. Returns how many
 /// match and the first `sample` of them.
+#[allow(clippy::too_many_arguments)]
 fn events_only(
     tx: &mut dyn Tx,
     plan: &Plan,
     merged: &MergedProfiles,
     expr: &Expr,
     candidates: &[CustomerId],
+    known: Option<(&ciclo_domain::segment::EventRequirement, Counts)>,
     sample: usize,
     now: Timestamp,
 ) -> Result<(usize, Vec<CustomerId>), StoreError> {
     use ciclo_domain::segment::{event_requirements, matches, CustomerSnapshot};
     let ws = &plan.workspace.id;
     let requirements = event_requirements(expr);
-    let mut counts: Vec<std::collections::HashMap<CustomerId, u64>> = Vec::new();
+    let mut known = known;
+    let mut counts: Vec<Counts> = Vec::new();
     for r in &requirements {
+        if let Some((_, counted)) = known.take_if(|(k, _)| *k == r) {
+            counts.push(counted);
+            continue;
+        }
         let bounds = r.window.bounds(now, plan.tz);
         let query = ciclo_store::NamedEventQuery {
             name: r.event.clone(),
@@ -602,13 +613,19 @@ impl Ciclo {
                     seen
                 }
                 Some(Narrow::Event(requirement, min)) => {
-                    let ids = event_candidates(tx, &plan, &merged, &requirement, min, now)?;
+                    let (ids, counted) =
+                        event_candidates(tx, &plan, &merged, &requirement, min, now)?;
                     let deps = depends_on(&expr);
                     if deps.fields.is_empty() && deps.segments.is_empty() {
                         // Behaviour alone decides: counts for the whole workspace, no profiles
-                        // read except the sample's.
+                        // read except the sample's. The candidates' counts are that
+                        // requirement's own when it has no property filter.
+                        let known = requirement
+                            .filters
+                            .is_empty()
+                            .then_some((&requirement, counted));
                         let (count, sample_ids) =
-                            events_only(tx, &plan, &merged, &expr, &ids, sample, now)?;
+                            events_only(tx, &plan, &merged, &expr, &ids, known, sample, now)?;
                         outcome.matching_count = count;
                         let mut found = tx.get_customers(&ws, &sample_ids)?;
                         found.sort_by(|a, b| b.id.cmp(&a.id));

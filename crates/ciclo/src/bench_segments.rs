@@ -40,6 +40,9 @@ pub struct SegmentsArgs {
     /// Skip the analytics use cases (they scan every profile and order).
     #[arg(long)]
     skip_analytics: bool,
+    /// Only time the previews (nothing is written).
+    #[arg(long)]
+    previews_only: bool,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -127,6 +130,10 @@ pub fn run(args: SegmentsArgs, database_url: Option<&str>) -> anyhow::Result<()>
         let t = median(times);
         println!("preview {label:<26} {count:>9} members  {t:>9.1} ms");
         rows.push((label.to_string(), count, t));
+    }
+
+    if args.previews_only {
+        return Ok(());
     }
 
     // 3. Creating segments (first evaluation, writes members and timeline events).
