@@ -637,16 +637,17 @@ impl Ciclo {
             Err(e) => return Err(e),
         };
         let found = tx.get_customers(ws, ids)?;
-        let mut roots: Vec<CustomerId> = Vec::new();
+        // Surviving profiles are evaluated as read; a merged-away one stands for its root.
+        let mut customers: Vec<Customer> = Vec::new();
         let mut merged_away: Vec<CustomerId> = Vec::new();
-        for c in &found {
+        for c in found {
             match &c.merged_into {
-                None => roots.push(c.id.clone()),
+                None => customers.push(c),
                 Some(_) => {
-                    merged_away.push(c.id.clone());
                     if let Some(root) = crate::identity::root_of(tx, ws, &c.id)? {
-                        roots.push(root.id);
+                        customers.push(root);
                     }
+                    merged_away.push(c.id);
                 }
             }
         }
@@ -660,13 +661,8 @@ impl Ciclo {
                 tx.remove_segment_members(ws, &segment, &customers)?;
             }
         }
-        roots.sort();
-        roots.dedup();
-        let customers: Vec<Customer> = tx
-            .get_customers(ws, &roots)?
-            .into_iter()
-            .filter(|c| c.merged_into.is_none())
-            .collect();
+        customers.sort_by(|a, b| a.id.cmp(&b.id));
+        customers.dedup_by(|a, b| a.id == b.id);
         let evaluation = Evaluation::new(&plan, plan.all_dynamic(), true, now);
         let mut outcome = Outcome::default();
         evaluation.run(tx, customers, &MergedProfiles::PerCustomer, &mut outcome)?;

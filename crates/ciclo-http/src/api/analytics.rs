@@ -807,6 +807,36 @@ fn decode_cursor(raw: &str) -> Option<usize> {
         .ok()
 }
 
+/// The optional `from` and `to` of a period (RFC 3339 times or `YYYY-MM-DD` dates, `to`
+/// meaning the end of that day), both checked before either error is reported.
+pub(crate) fn period(
+    q: &QueryPairs,
+) -> Result<
+    (
+        Option<ciclo_domain::Timestamp>,
+        Option<ciclo_domain::Timestamp>,
+    ),
+    ApiError,
+> {
+    let mut errors = Vec::new();
+    let mut time = |name: &str, end_of_day: bool| {
+        q.get(name).and_then(|raw| {
+            let parsed = parse_time(raw, end_of_day);
+            if parsed.is_none() {
+                errors.push(FieldError::new(
+                    "invalid_timestamp",
+                    name,
+                    "expected an RFC 3339 time or a YYYY-MM-DD date",
+                ));
+            }
+            parsed
+        })
+    };
+    let (from, to) = (time("from", false), time("to", true));
+    check(errors)?;
+    Ok((from, to))
+}
+
 /// A time parameter: RFC 3339, or a date meaning its start (or, for the end of a period, its
 /// last moment) in UTC.
 pub(crate) fn parse_time(raw: &str, end_of_day: bool) -> Option<DateTime<Utc>> {
@@ -1034,22 +1064,7 @@ pub(crate) async fn funnel(
     auth: Authenticated,
     q: QueryPairs,
 ) -> Result<Json<FunnelReportDto>, ApiError> {
-    let mut errors = Vec::new();
-    let mut time = |name: &str, end_of_day: bool| {
-        q.get(name).and_then(|raw| {
-            let parsed = parse_time(raw, end_of_day);
-            if parsed.is_none() {
-                errors.push(FieldError::new(
-                    "invalid_timestamp",
-                    name,
-                    "expected an RFC 3339 time or a YYYY-MM-DD date",
-                ));
-            }
-            parsed
-        })
-    };
-    let (from, to) = (time("from", false), time("to", true));
-    check(errors)?;
+    let (from, to) = period(&q)?;
     let ciclo = state.ciclo.clone();
     blocking(move || {
         let to = to.unwrap_or_else(|| ciclo.clock.now());

@@ -2,19 +2,19 @@
 //! between stages in a period, and one customer's stage with its history. Stages are computed by
 //! core's evaluator (in real time and on a schedule) from the rules.
 
-use crate::api::analytics::{parse_time, StageDto};
+use crate::api::analytics::{period, StageDto};
 use crate::api::customers::IdParam;
 use crate::auth::Authenticated;
 use crate::dto::ErrorBody;
 use crate::error::ApiError;
-use crate::extract::{blocking, check, path_id, JsonBody, QueryPairs};
+use crate::extract::{blocking, path_id, JsonBody, QueryPairs};
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
 use ciclo_core::lifecycle::CustomerLifecycle;
 use ciclo_domain::ids::CustomerId;
 use ciclo_domain::lifecycle::LifecycleRules;
-use ciclo_domain::{DateTime, FieldError, Utc};
+use ciclo_domain::{DateTime, Utc};
 use ciclo_store::{StageChange, StageTransition};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -275,22 +275,7 @@ pub(crate) async fn flow(
     auth: Authenticated,
     q: QueryPairs,
 ) -> Result<Json<StageFlow>, ApiError> {
-    let mut errors = Vec::new();
-    let mut time = |name: &str, end_of_day: bool| {
-        q.get(name).and_then(|raw| {
-            let parsed = parse_time(raw, end_of_day);
-            if parsed.is_none() {
-                errors.push(FieldError::new(
-                    "invalid_timestamp",
-                    name,
-                    "expected an RFC 3339 time or a YYYY-MM-DD date",
-                ));
-            }
-            parsed
-        })
-    };
-    let (from, to) = (time("from", false), time("to", true));
-    check(errors)?;
+    let (from, to) = period(&q)?;
     let ciclo = state.ciclo.clone();
     blocking(move || {
         let to = to.unwrap_or_else(|| ciclo.clock.now());
