@@ -586,9 +586,12 @@ impl Ciclo {
             let merged = MergedProfiles::load(tx, &ws)?;
             let evaluation = Evaluation::preview(&plan, &expr, sample, now);
             let mut outcome = Outcome::default();
-            let seen = match narrowing(&expr, &plan) {
+            // Without a narrowing condition every profile is looked at.
+            let narrow =
+                narrowing(&expr, &plan).unwrap_or_else(|| Narrow::Query(CustomerQuery::default()));
+            let seen = match narrow {
                 // Only customers an index says may match are looked at.
-                Some(Narrow::Query(base)) => {
+                Narrow::Query(base) => {
                     let mut after: Option<CustomerId> = None;
                     let mut seen = 0usize;
                     loop {
@@ -612,7 +615,7 @@ impl Ciclo {
                     }
                     seen
                 }
-                Some(Narrow::Event(requirement, min)) => {
+                Narrow::Event(requirement, min) => {
                     let (ids, counted) =
                         event_candidates(tx, &plan, &merged, &requirement, min, now)?;
                     let deps = depends_on(&expr);
@@ -642,30 +645,6 @@ impl Ciclo {
                         evaluation.run(tx, page, &merged, &mut outcome)?;
                     }
                     ids.len()
-                }
-                None => {
-                    let mut after: Option<CustomerId> = None;
-                    let mut seen = 0usize;
-                    loop {
-                        let query = CustomerQuery {
-                            sort: CustomerSort::Newest,
-                            after: after.clone().map(|id| CustomerCursor {
-                                key: String::new(),
-                                id,
-                            }),
-                            limit: PAGE,
-                            ..CustomerQuery::default()
-                        };
-                        let page = tx.list_customers(&ws, &query)?;
-                        let n = page.len();
-                        seen += n;
-                        after = page.last().map(|c| c.id.clone());
-                        evaluation.run(tx, page, &merged, &mut outcome)?;
-                        if (n as i64) < PAGE {
-                            break;
-                        }
-                    }
-                    seen
                 }
             };
             Ok((outcome.matching_count, seen, outcome.matching))
