@@ -29,7 +29,8 @@ use ciclo_domain::ids::{CustomerId, EventId, SegmentId, WorkspaceId};
 use ciclo_domain::lifecycle::{LifecycleRules, Stage};
 use ciclo_domain::operator::Workspace;
 use ciclo_domain::segment::{
-    depends_on, event_requirements, matches, CustomerSnapshot, Dependencies, EventRequirement, Expr,
+    depends_on, event_requirements, matches, Bits, CustomerSnapshot, Dependencies,
+    EventRequirement, Expr,
 };
 use ciclo_domain::Timestamp;
 use ciclo_store::{
@@ -595,11 +596,8 @@ impl Ciclo {
         let mut done = 0;
         for _ in 0..max_batches {
             let now = self.clock.now();
-            let cleared = write(&*self.store, |tx| {
+            let (cleared, by_ws) = write(&*self.store, |tx| {
                 let dirty = tx.take_dirty(BATCH)?;
-                if dirty.is_empty() {
-                    return Ok(0);
-                }
                 let mut by_ws: HashMap<WorkspaceId, Vec<CustomerId>> = HashMap::new();
                 for d in &dirty {
                     by_ws
@@ -607,14 +605,18 @@ impl Ciclo {
                         .or_default()
                         .push(d.customer_id.clone());
                 }
-                for (ws, ids) in by_ws {
-                    self.evaluate_customers(tx, &ws, &ids, now)?;
+                for (ws, ids) in &by_ws {
+                    self.evaluate_customers(tx, ws, ids, now)?;
                 }
                 tx.clear_dirty(&dirty)?;
-                Ok(dirty.len())
+                Ok((dirty.len(), by_ws))
             })?;
             if cleared == 0 {
                 break;
+            }
+            // Committed: the segment index re-reads these profiles before its next use.
+            for (ws, ids) in &by_ws {
+                self.segment_index.touched(ws, ids);
             }
             done += cleared;
         }
@@ -681,11 +683,22 @@ impl Ciclo {
         initial: &HashSet<SegmentId>,
     ) -> CoreResult<usize> {
         let now = self.clock.now();
+        // Segments through the in-memory index when it can; what is left (lifecycle stages, or
+        // everything when the workspace cannot be indexed) in batches of profiles.
+        let indexed = self.refresh_segments_indexed(ws, segments, initial, now)?;
+        let mut evaluated: Vec<SegmentId> = indexed.clone().unwrap_or_default();
+        let segments: Option<&[SegmentId]> = match indexed {
+            Some(_) => Some(&[]),
+            None => segments,
+        };
         let merged = read(&*self.store, |tx| MergedProfiles::load(tx, ws))?;
         let mut after: Option<CustomerId> = None;
         let mut total = 0;
-        let mut evaluated: Vec<SegmentId> = Vec::new();
+        let only_indexed = indexed.is_some() && !lifecycle;
         loop {
+            if only_indexed {
+                break;
+            }
             let (count, last) = write(&*self.store, |tx| {
                 let plan = Plan::load(tx, ws)?;
                 let chosen = match segments {
@@ -696,10 +709,12 @@ impl Ciclo {
                         plan.with_dependents(&roots)
                     }
                 };
-                evaluated = chosen
-                    .iter()
-                    .map(|&i| plan.segments[i].record.id.clone())
-                    .collect();
+                for &i in &chosen {
+                    let id = &plan.segments[i].record.id;
+                    if !evaluated.contains(id) {
+                        evaluated.push(id.clone());
+                    }
+                }
                 if chosen.is_empty() && !lifecycle {
                     return Ok((0, None));
                 }
@@ -745,6 +760,99 @@ impl Ciclo {
         Ok(total)
     }
 }
+
+impl Ciclo {
+    /// Computes the chosen segments (`None`: the scheduled ones; `Some`: these and the segments
+    /// that include them) for the whole workspace from the segment index, then writes who
+    /// entered and left, a few thousand profiles per transaction. Returns the segments
+    /// evaluated, or `None` when the workspace cannot be indexed.
+    fn refresh_segments_indexed(
+        &self,
+        ws: &WorkspaceId,
+        segments: Option<&[SegmentId]>,
+        initial: &HashSet<SegmentId>,
+        now: Timestamp,
+    ) -> CoreResult<Option<Vec<SegmentId>>> {
+        type Moves = Vec<(SegmentId, bool, Vec<CustomerId>, Vec<CustomerId>)>;
+        let computed: Option<Moves> = read(&*self.store, |tx| {
+            let plan = Plan::load(tx, ws)?;
+            let chosen = match segments {
+                None => plan.scheduled(),
+                Some(ids) => {
+                    let roots: Vec<usize> =
+                        ids.iter().filter_map(|id| plan.find(id.as_str())).collect();
+                    plan.with_dependents(&roots)
+                }
+            };
+            if chosen.is_empty() {
+                return Ok(Some(Vec::new()));
+            }
+            let index = self.segment_index.of(ws);
+            let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+            let exprs: Vec<&Expr> = chosen
+                .iter()
+                .filter_map(|&i| plan.segments[i].expr())
+                .collect();
+            let mut timings = crate::segment_index::IndexTimings::default();
+            if !index.prepare(tx, &plan, &exprs, &mut timings)? {
+                return Ok(None);
+            }
+            let mut computed: HashMap<SegmentId, Bits> = HashMap::new();
+            let mut moves: Moves = Vec::new();
+            for &i in &chosen {
+                let record = &plan.segments[i].record;
+                let Some(expr) = plan.segments[i].expr() else {
+                    continue;
+                };
+                let members = index.evaluate(&plan, expr, now, &computed);
+                let stored = index.stored_members(tx, ws, &record.id)?;
+                let (entered, exited) = index.differences(&members, &stored);
+                let first = initial.contains(&record.id) || record.evaluated_at.is_none();
+                moves.push((record.id.clone(), first, entered, exited));
+                computed.insert(record.id.clone(), members);
+            }
+            Ok(Some(moves))
+        })?;
+        let Some(moves) = computed else {
+            return Ok(None);
+        };
+        let mut evaluated = Vec::new();
+        for (id, first, entered, exited) in moves {
+            let initial: HashSet<SegmentId> = if first {
+                HashSet::from([id.clone()])
+            } else {
+                HashSet::new()
+            };
+            let chunks = entered
+                .chunks(WRITE_CHUNK)
+                .map(|c| (c, true))
+                .chain(exited.chunks(WRITE_CHUNK).map(|c| (c, false)));
+            for (chunk, entering) in chunks {
+                write(&*self.store, |tx| {
+                    let plan = Plan::load(tx, ws)?;
+                    // Deleted meanwhile: nothing to write.
+                    let Some(i) = plan.find(id.as_str()) else {
+                        return Ok(());
+                    };
+                    let mut outcome = Outcome::default();
+                    if entering {
+                        outcome.entered.insert(i, chunk.to_vec());
+                    } else {
+                        outcome.exited.insert(i, chunk.to_vec());
+                    }
+                    self.apply_outcome(tx, &plan, &outcome, &initial, now)
+                })?;
+            }
+            // Its stored membership is reloaded on next use.
+            self.segment_index.forget_segment(ws, &id);
+            evaluated.push(id);
+        }
+        Ok(Some(evaluated))
+    }
+}
+
+/// Profiles written per transaction when a whole segment's membership changes.
+const WRITE_CHUNK: usize = 5_000;
 
 /// Adds a point to the count history of every segment of the workspace whose count changed
 /// since its last point, or whose last point is an hour old (real-time moves change counts

@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod lifecycle;
 pub mod mfa;
 pub mod ports;
+pub mod segment_index;
 pub mod segments;
 
 pub use error::CoreError;
@@ -35,6 +36,8 @@ pub struct Ciclo {
     evaluation: Arc<evaluate::Signal>,
     /// Recent gatherings of large workspaces for the analytics pages.
     analytics_cache: Arc<analytics::AnalyticsCache>,
+    /// In-memory columns for whole-workspace segment evaluation (see `segment_index`).
+    segment_index: Arc<segment_index::IndexRegistry>,
 }
 
 impl Ciclo {
@@ -46,6 +49,7 @@ impl Ciclo {
             ingest_writer: Arc::default(),
             evaluation: Arc::default(),
             analytics_cache: Arc::default(),
+            segment_index: Arc::default(),
         }
     }
 

@@ -5,6 +5,7 @@ use crate::accounts::Actor;
 use crate::error::{CoreError, CoreResult};
 use crate::evaluate::{Evaluation, MergedProfiles, Outcome, Plan, SEGMENT_ENTERED, SEGMENT_EXITED};
 use crate::identity::root_of;
+use crate::segment_index::IndexTimings;
 use crate::Ciclo;
 use ciclo_domain::customer::Customer;
 use ciclo_domain::identity::{IdentityKey, IdentityKind};
@@ -21,7 +22,7 @@ use ciclo_store::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Longest segment name.
 pub const MAX_NAME: usize = 120;
@@ -583,6 +584,18 @@ impl Ciclo {
         let sample = sample.min(MAX_SAMPLE);
         let (count, customers, matching) = read(&*self.store, |tx| {
             let plan = Plan::load(tx, &ws)?;
+            // The in-memory index answers for the whole workspace at once.
+            let index = self.segment_index.of(&ws);
+            let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+            let mut timings = IndexTimings::default();
+            if index.prepare(tx, &plan, &[&expr], &mut timings)? {
+                let members = index.evaluate(&plan, &expr, now, &HashMap::new());
+                let sample_ids = index.newest(&members, sample);
+                let mut found = tx.get_customers(&ws, &sample_ids)?;
+                found.sort_by(|a, b| b.id.cmp(&a.id));
+                return Ok((members.count(), index.alive_count(), found));
+            }
+            drop(index);
             let merged = MergedProfiles::load(tx, &ws)?;
             let evaluation = Evaluation::preview(&plan, &expr, sample, now);
             let mut outcome = Outcome::default();

@@ -47,6 +47,24 @@ macro_rules! prefixed_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The ULID as a number (ids sort as their numbers do), for compact in-memory
+            /// indexes; `None` for an id not made by [`Self::generate`].
+            pub fn to_u128(&self) -> Option<u128> {
+                let rest = self.0.strip_prefix(concat!($prefix, "_"))?;
+                ulid::Ulid::from_string(&rest.to_ascii_uppercase())
+                    .ok()
+                    .map(|u| u.0)
+            }
+
+            /// The id whose number [`Self::to_u128`] gave.
+            pub fn from_u128(value: u128) -> Self {
+                $name(format!(
+                    "{}_{}",
+                    $prefix,
+                    ulid::Ulid(value).to_string().to_lowercase()
+                ))
+            }
         }
 
         impl fmt::Display for $name {
@@ -79,6 +97,13 @@ mod tests {
         assert!(a.as_str().starts_with("cus_"));
         assert!(a < b);
         assert_eq!(CustomerId::parse(a.as_str()).unwrap(), a);
+        let number = a.to_u128().unwrap();
+        assert_eq!(CustomerId::from_u128(number), a);
+        assert!(number < b.to_u128().unwrap());
+        assert_eq!(
+            CustomerId::from_trusted("cus_nonsense".into()).to_u128(),
+            None
+        );
         assert_eq!(CustomerId::parse("evt_01h").unwrap_err().code, "invalid_id");
         assert!(EventId::parse(a.as_str()).is_err());
     }

@@ -6,7 +6,7 @@ use crate::tx::{distinct_ids, sql_limit, PgTx};
 use ciclo_domain::event::Event;
 use ciclo_domain::ids::*;
 use ciclo_domain::Timestamp;
-use ciclo_store::{NamedEvent, NamedEventQuery, StoreResult, TimelineQuery};
+use ciclo_store::{NamedEvent, NamedEventQuery, StoreError, StoreResult, TimelineQuery};
 use postgres::types::Json;
 use postgres::Row;
 use std::collections::HashMap;
@@ -337,6 +337,88 @@ pub(crate) fn named_events(
             })
         })
         .collect()
+}
+
+/// [`NAMED_EVENTS`] without the properties, for scans that do not need them: jsonb is the
+/// bulk of an event row, and it is neither sent nor decoded.
+const NAMED_EVENT_TIMES: &str = "SELECT e.customer_id, e.occurred_at FROM events e
+     WHERE e.workspace_id = $1 AND e.name = $2
+       AND e.occurred_at >= coalesce($3::timestamptz, '-infinity') AND e.occurred_at < coalesce($4::timestamptz, 'infinity')";
+
+/// [`NAMED_EVENTS_OF`] without the properties.
+const NAMED_EVENT_TIMES_OF: &str = "SELECT e.customer_id, e.occurred_at
+     FROM unnest($5::text[]) AS p(customer_id)
+     CROSS JOIN LATERAL (
+         SELECT e.customer_id, e.occurred_at FROM events e
+         WHERE e.workspace_id = $1 AND e.customer_id = p.customer_id
+           AND e.occurred_at >= coalesce($3::timestamptz, '-infinity') AND e.occurred_at < coalesce($4::timestamptz, 'infinity')
+           AND e.name = $2
+         OFFSET 0
+     ) e";
+
+/// Rows fetched per round trip by [`scan_named_events`]: few enough that a batch with its
+/// properties is a few megabytes, many enough that the round trips cost nothing next to the rows.
+const SCAN_BATCH: i32 = 10_000;
+
+/// Events named `q.name` in the window, like [`named_events`], handed to `visit` one at a time
+/// from a portal read [`SCAN_BATCH`] rows at a time, so that memory stays flat whatever the
+/// number of events. The properties are selected only `with_properties`.
+///
+/// The store runs a transaction again from the start when it fails with `Retry`
+/// (`PostgresStore::run`); by then `visit` may have seen some rows, and would see them again. So
+/// once a row was handed out, a `Retry` failure of the scan (a serialization failure, a
+/// deadlock) is reported as a plain backend failure, and the transaction is not run again.
+pub(crate) fn scan_named_events(
+    tx: &mut PgTx<'_>,
+    workspace: &WorkspaceId,
+    q: &NamedEventQuery,
+    with_properties: bool,
+    visit: &mut dyn FnMut(NamedEvent),
+) -> StoreResult<()> {
+    let (all, some) = if with_properties {
+        (NAMED_EVENTS, NAMED_EVENTS_OF)
+    } else {
+        (NAMED_EVENT_TIMES, NAMED_EVENT_TIMES_OF)
+    };
+    let mut visited = false;
+    let mut each = |row: Row| -> StoreResult<()> {
+        visit(NamedEvent {
+            customer_id: rows::id(&row, "customer_id", CustomerId::from_trusted)?,
+            timestamp: get(&row, "occurred_at")?,
+            properties: if with_properties {
+                rows::object(&row, "properties")?
+            } else {
+                serde_json::Map::new()
+            },
+        });
+        visited = true;
+        Ok(())
+    };
+    let outcome = match &q.customers {
+        None => tx.for_each_row(
+            all,
+            &[&workspace.as_str(), &q.name, &q.since, &q.until],
+            SCAN_BATCH,
+            &mut each,
+        ),
+        Some(customers) if customers.is_empty() => Ok(()),
+        Some(customers) => {
+            let mut ids = distinct_ids(customers);
+            ids.sort_unstable();
+            tx.for_each_row(
+                some,
+                &[&workspace.as_str(), &q.name, &q.since, &q.until, &ids],
+                SCAN_BATCH,
+                &mut each,
+            )
+        }
+    };
+    match outcome {
+        Err(StoreError::Retry(reason)) if visited => Err(StoreError::Backend(format!(
+            "event scan interrupted: {reason}"
+        ))),
+        other => other,
+    }
 }
 
 /// Ordered by customer id.

@@ -447,6 +447,20 @@ pub(crate) fn take_dirty(tx: &mut PgTx<'_>, limit: i64) -> StoreResult<Vec<Dirty
     .collect()
 }
 
+pub(crate) fn dirty_of(
+    tx: &mut PgTx<'_>,
+    ws: &WorkspaceId,
+    limit: i64,
+) -> StoreResult<Vec<CustomerId>> {
+    tx.query(
+        "SELECT customer_id FROM dirty_customers WHERE workspace_id = $1 LIMIT $2",
+        &[&ws.as_str(), &sql_limit(limit)],
+    )?
+    .iter()
+    .map(|row| rows::id(row, "customer_id", CustomerId::from_trusted))
+    .collect()
+}
+
 pub(crate) fn clear_dirty(tx: &mut PgTx<'_>, customers: &[DirtyCustomer]) -> StoreResult<()> {
     if customers.is_empty() {
         return Ok(());

@@ -94,6 +94,37 @@ impl<'a> PgTx<'a> {
         rows
     }
 
+    /// Runs `sql` through a portal and hands its rows to `each`, fetching `batch` rows per round
+    /// trip: at most one batch is held at a time, however many rows the statement yields (for
+    /// scans over a whole workspace). Stops at the first error, `each`'s included.
+    pub(crate) fn for_each_row(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+        batch: i32,
+        each: &mut dyn FnMut(Row) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        let statement = self.statement(sql)?;
+        let started = std::time::Instant::now();
+        let mut sent = 0u64;
+        let outcome = (|| {
+            let portal = self.tx.bind(&statement, params).map_err(from_pg)?;
+            loop {
+                let rows = self.tx.query_portal(&portal, batch).map_err(from_pg)?;
+                let fetched = rows.len();
+                sent += fetched as u64;
+                rows.into_iter().try_for_each(&mut *each)?;
+                // A short batch is the last one: the portal has run to completion. (A full one
+                // may be the last too; the next fetch then returns no row.)
+                if fetched < batch as usize {
+                    return Ok(());
+                }
+            }
+        })();
+        self.record(sql, started, sent);
+        outcome
+    }
+
     /// Adds a count to the profile (when profiling), such as how many rows a statement sent.
     pub(crate) fn note(&mut self, what: &str, rows: usize) {
         if let Some(profile) = &mut self.profile {
@@ -485,6 +516,15 @@ impl Tx for PgTx<'_> {
     ) -> StoreResult<Vec<(CustomerId, i64)>> {
         events::count_named_events(self, workspace, query)
     }
+    fn scan_named_events(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &NamedEventQuery,
+        with_properties: bool,
+        visit: &mut dyn FnMut(NamedEvent),
+    ) -> StoreResult<()> {
+        events::scan_named_events(self, workspace, query, with_properties, visit)
+    }
     fn merged_profiles(
         &mut self,
         workspace: &WorkspaceId,
@@ -585,6 +625,9 @@ impl Tx for PgTx<'_> {
     }
     fn take_dirty(&mut self, limit: i64) -> StoreResult<Vec<DirtyCustomer>> {
         segments::take_dirty(self, limit)
+    }
+    fn dirty_of(&mut self, workspace: &WorkspaceId, limit: i64) -> StoreResult<Vec<CustomerId>> {
+        segments::dirty_of(self, workspace, limit)
     }
     fn clear_dirty(&mut self, customers: &[DirtyCustomer]) -> StoreResult<()> {
         segments::clear_dirty(self, customers)

@@ -447,6 +447,113 @@ pub(crate) fn named_events(
         .collect())
 }
 
+/// Events named `q.name` in the window, like [`named_events`], handed to `visit` row by row as
+/// SQLite steps through them: nothing is collected, so memory stays flat however many events
+/// the workspace has. Without `with_properties` the `properties` column is not selected, so the
+/// whole-workspace scan reads nothing but the `events_by_name` index (it holds customer_seq).
+pub(crate) fn scan_named_events(
+    conn: &Connection,
+    known: &mut Known<'_>,
+    ws: &WorkspaceId,
+    q: &NamedEventQuery,
+    with_properties: bool,
+    visit: &mut dyn FnMut(NamedEvent),
+) -> StoreResult<()> {
+    let Some(ws_seq) = known_workspace_seq(conn, known, ws)? else {
+        return Ok(());
+    };
+    let (since, until) = window(q);
+    let properties = if with_properties {
+        ", e.properties"
+    } else {
+        ""
+    };
+    // Rows are the profile's id (whole workspace) or seq (some profiles), the timestamp, then
+    // the properties when asked for.
+    let (sql, params, by_seq): (String, Params, Option<HashMap<i64, CustomerId>>) = match &q
+        .customers
+    {
+        // The whole workspace: the profile's id is looked up by SQLite in the same statement
+        // (a rowid probe per event), rather than collecting every seq first to map them after.
+        // CROSS JOIN keeps events as the outer loop, walking `events_by_name` (name, then time).
+        None => (
+            format!(
+                "SELECT c.id, e.timestamp{properties}
+                 FROM events e INDEXED BY events_by_name CROSS JOIN customers c
+                 WHERE e.workspace_seq = ?1 AND e.name = ?2 AND e.timestamp >= ?3 AND e.timestamp < ?4
+                   AND c.seq = e.customer_seq"
+            ),
+            vec![
+                Box::new(ws_seq),
+                Box::new(q.name.clone()),
+                Box::new(since),
+                Box::new(until),
+            ],
+            None,
+        ),
+        // Some profiles: each one's events through `events_timeline` (profile, then time), as
+        // `named_events` reads them; the map back to ids is as big as the caller's list.
+        Some(customers) => {
+            let ids: Vec<&CustomerId> = customers.iter().collect();
+            let seqs = customer_seqs(conn, known, ws, &ids)?;
+            if seqs.is_empty() {
+                return Ok(());
+            }
+            let list = serde_json::Value::from(seqs.values().copied().collect::<Vec<i64>>());
+            (
+                format!(
+                    "SELECT e.customer_seq, e.timestamp{properties}
+                     FROM events e INDEXED BY events_timeline
+                     WHERE e.workspace_seq = ?1 AND e.customer_seq IN (SELECT value FROM json_each(?2))
+                       AND e.name = ?3 AND e.timestamp >= ?4 AND e.timestamp < ?5"
+                ),
+                vec![
+                    Box::new(ws_seq),
+                    Box::new(list.to_string()),
+                    Box::new(q.name.clone()),
+                    Box::new(since),
+                    Box::new(until),
+                ],
+                Some(seqs.into_iter().map(|(id, seq)| (seq, id)).collect()),
+            )
+        }
+    };
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).db()?;
+    let mut visited = false;
+    // A failure once rows were handed out must not make the store run the transaction again
+    // (`visit` would see those rows twice): a busy or locked database is then a plain failure.
+    let failed = |e: StoreError, visited: bool| match e {
+        StoreError::Retry(reason) if visited => {
+            StoreError::Backend(format!("event scan interrupted: {reason}"))
+        }
+        other => other,
+    };
+    while let Some(row) = rows.next().db().map_err(|e| failed(e, visited))? {
+        let customer_id = match &by_seq {
+            None => CustomerId::from_trusted(row.get(0).db()?),
+            Some(by_seq) => {
+                let seq: i64 = row.get(0).db()?;
+                by_seq.get(&seq).cloned().ok_or_else(|| {
+                    StoreError::Backend(format!("event of an unknown profile {seq}"))
+                })?
+            }
+        };
+        let event = NamedEvent {
+            customer_id,
+            timestamp: get_ts(row, 1).db()?,
+            properties: if with_properties {
+                get_json(row, 2).db()?
+            } else {
+                serde_json::Map::new()
+            },
+        };
+        visit(event);
+        visited = true;
+    }
+    Ok(())
+}
+
 /// Ordered by customer id.
 pub(crate) fn count_named_events(
     conn: &Connection,

@@ -449,6 +449,22 @@ pub(crate) fn take_dirty(conn: &Connection, limit: i64) -> StoreResult<Vec<Dirty
     rows.collect::<rusqlite::Result<Vec<_>>>().db()
 }
 
+pub(crate) fn dirty_of(
+    conn: &Connection,
+    ws: &WorkspaceId,
+    limit: i64,
+) -> StoreResult<Vec<CustomerId>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT customer_id FROM dirty_customers WHERE workspace_id = ?1 LIMIT ?2")
+        .db()?;
+    let rows = stmt
+        .query_map(rusqlite::params![ws.as_str(), limit.max(0)], |row| {
+            Ok(CustomerId::from_trusted(row.get(0)?))
+        })
+        .db()?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().db()
+}
+
 pub(crate) fn clear_dirty(conn: &Connection, customers: &[DirtyCustomer]) -> StoreResult<()> {
     let mut stmt = conn
         .prepare_cached("DELETE FROM dirty_customers WHERE workspace_id = ?1 AND customer_id = ?2")

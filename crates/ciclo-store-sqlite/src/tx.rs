@@ -343,6 +343,22 @@ impl Tx for SqliteTx<'_> {
     ) -> StoreResult<Vec<(CustomerId, i64)>> {
         events::count_named_events(self.conn, &mut self.known, workspace, query)
     }
+    fn scan_named_events(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &NamedEventQuery,
+        with_properties: bool,
+        visit: &mut dyn FnMut(NamedEvent),
+    ) -> StoreResult<()> {
+        events::scan_named_events(
+            self.conn,
+            &mut self.known,
+            workspace,
+            query,
+            with_properties,
+            visit,
+        )
+    }
     fn merged_profiles(
         &mut self,
         workspace: &WorkspaceId,
@@ -443,6 +459,9 @@ impl Tx for SqliteTx<'_> {
     }
     fn take_dirty(&mut self, limit: i64) -> StoreResult<Vec<DirtyCustomer>> {
         segments::take_dirty(self.conn, limit)
+    }
+    fn dirty_of(&mut self, workspace: &WorkspaceId, limit: i64) -> StoreResult<Vec<CustomerId>> {
+        segments::dirty_of(self.conn, workspace, limit)
     }
     fn clear_dirty(&mut self, customers: &[DirtyCustomer]) -> StoreResult<()> {
         segments::clear_dirty(self.conn, customers)

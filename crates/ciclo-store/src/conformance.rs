@@ -78,6 +78,7 @@ pub const STORIES: &[(&str, Story)] = &[
         stage_history_and_transitions,
     ),
     ("named_events_windows", named_events_windows),
+    ("scan_named_events_streams", scan_named_events_streams),
     ("merged_profiles_listed", merged_profiles_listed),
     (
         "customer_list_stage_and_segment_filters",
@@ -3662,6 +3663,267 @@ pub fn named_events_windows(store: &dyn Store) {
             timestamp: at(200),
             properties: events[4].properties.clone(),
         }]
+    );
+}
+
+/// `scan_named_events`: the rows of `named_events` (window, name whatever the event type,
+/// `customers` as stored), each handed to `visit` once; with `with_properties` the properties
+/// come back whole, without it every map is empty. Events of other names, outside the window or
+/// of another workspace are never visited. Many events (more than a backend may fetch at once)
+/// are each visited once too.
+pub fn scan_named_events_streams(store: &dyn Store) {
+    let ws = setup_workspace(store, 1);
+    let other = setup_workspace(store, 2);
+    let c1 = customer(&ws, 1);
+    let c2 = customer(&ws, 2);
+    let mut loser = customer(&ws, 3);
+    loser.merged_into = Some(c1.id.clone());
+    let stranger = customer(&other, 4);
+    insert_customers(
+        store,
+        &[c1.clone(), c2.clone(), loser.clone(), stranger.clone()],
+    );
+    let viewed = "Product Viewed";
+    let named_event =
+        |ws: &WorkspaceId, customer: &CustomerId, n: u64, name: &str, timestamp: Timestamp| {
+            event(
+                ws,
+                customer,
+                n,
+                &format!("m-{n}"),
+                timestamp,
+                EventType::Track,
+                Some(name),
+                "web",
+            )
+        };
+    let mut events = vec![
+        named_event(&ws, &c1.id, 1, viewed, at(100)),
+        named_event(&ws, &c1.id, 2, viewed, at_micros(200, 1)),
+        named_event(&ws, &c1.id, 3, viewed, at(300)),
+        named_event(&ws, &c2.id, 4, viewed, at(200)),
+        named_event(&ws, &c2.id, 5, "Order Completed", at(250)),
+        named_event(&ws, &loser.id, 6, viewed, at(250)),
+        named_event(&ws, &c2.id, 7, viewed, at(260)),
+        // Same name and window, another workspace.
+        named_event(&other, &stranger.id, 8, viewed, at(250)),
+    ];
+    // Properties with some depth, to see them come back whole.
+    events[5].properties.insert(
+        "product".into(),
+        json!({"sku": "A-1", "price": 12.5, "tags": ["new", "sale"], "stock": null}),
+    );
+    events[5]
+        .properties
+        .insert("nome".into(), json!("Pão de queijo"));
+    w(store, "insert events", |tx| tx.insert_events(&events));
+
+    // Rows in a stable order, to compare the two methods (neither promises one).
+    let in_order = |mut rows: Vec<NamedEvent>| -> Vec<NamedEvent> {
+        rows.sort_by(|a, b| {
+            (
+                &a.customer_id,
+                a.timestamp,
+                a.properties.get("n").and_then(|n| n.as_u64()),
+            )
+                .cmp(&(
+                    &b.customer_id,
+                    b.timestamp,
+                    b.properties.get("n").and_then(|n| n.as_u64()),
+                ))
+        });
+        rows
+    };
+    let scanned = |q: &NamedEventQuery, with_properties: bool| -> Vec<NamedEvent> {
+        let rows = r(store, "scan_named_events", |tx| {
+            // Started inside the closure: a transaction run again starts afresh.
+            let mut rows = Vec::new();
+            tx.scan_named_events(&ws, q, with_properties, &mut |e| rows.push(e))?;
+            Ok(rows)
+        });
+        in_order(rows)
+    };
+    let listed =
+        |q: &NamedEventQuery| in_order(r(store, "named_events", |tx| tx.named_events(&ws, q)));
+    let without_properties = |rows: Vec<NamedEvent>| -> Vec<NamedEvent> {
+        rows.into_iter()
+            .map(|e| NamedEvent {
+                properties: Map::new(),
+                ..e
+            })
+            .collect()
+    };
+    let expect = |picks: &[usize]| -> Vec<NamedEvent> {
+        in_order(
+            picks
+                .iter()
+                .map(|&i| NamedEvent {
+                    customer_id: events[i].customer_id.clone(),
+                    timestamp: events[i].timestamp,
+                    properties: events[i].properties.clone(),
+                })
+                .collect(),
+        )
+    };
+
+    let ever = NamedEventQuery {
+        name: viewed.into(),
+        ..NamedEventQuery::default()
+    };
+    // 200.000001 is in [200.000001, 300), 300 is not, 200 is before it; 250 is of another name
+    // for c2, and of another workspace for the stranger.
+    let window = NamedEventQuery {
+        name: viewed.into(),
+        since: Some(at_micros(200, 1)),
+        until: Some(at(300)),
+        customers: None,
+    };
+    assert_eq!(scanned(&window, true), expect(&[1, 5, 6]), "the window");
+    assert_eq!(
+        scanned(&window, false),
+        without_properties(expect(&[1, 5, 6])),
+        "no properties read: empty maps"
+    );
+    assert_eq!(scanned(&ever, true), expect(&[0, 1, 2, 3, 5, 6]), "ever");
+    let some = NamedEventQuery {
+        customers: Some(vec![c1.id.clone(), cid(99)]),
+        ..ever.clone()
+    };
+    assert_eq!(
+        scanned(&some, true),
+        expect(&[0, 1, 2]),
+        "only the profiles named (an unknown one ignored)"
+    );
+    let both = NamedEventQuery {
+        customers: Some(vec![c2.id.clone(), loser.id.clone(), c2.id.clone()]),
+        ..window.clone()
+    };
+    assert_eq!(
+        scanned(&both, true),
+        expect(&[5, 6]),
+        "the merged-away profile is itself"
+    );
+    assert_eq!(scanned(&both, false), without_properties(expect(&[5, 6])));
+
+    // Whatever the query, the same rows as `named_events`.
+    let queries = [
+        ever.clone(),
+        window.clone(),
+        NamedEventQuery {
+            since: Some(at(300)),
+            until: None,
+            ..window.clone()
+        },
+        NamedEventQuery {
+            since: None,
+            until: Some(at(200)),
+            ..window.clone()
+        },
+        some.clone(),
+        both.clone(),
+        NamedEventQuery {
+            customers: Some(vec![loser.id.clone()]),
+            ..window.clone()
+        },
+        NamedEventQuery {
+            customers: Some(vec![stranger.id.clone()]),
+            ..ever.clone()
+        },
+        NamedEventQuery {
+            customers: Some(Vec::new()),
+            ..ever.clone()
+        },
+        NamedEventQuery {
+            name: "Order Completed".into(),
+            ..NamedEventQuery::default()
+        },
+        NamedEventQuery {
+            name: "product viewed".into(),
+            ..NamedEventQuery::default()
+        },
+    ];
+    for q in &queries {
+        let expected = listed(q);
+        assert_eq!(scanned(q, true), expected, "{q:?} with properties");
+        assert_eq!(
+            scanned(q, false),
+            without_properties(expected),
+            "{q:?} without properties"
+        );
+    }
+    assert_eq!(
+        r(store, "scan_named_events of an unknown workspace", |tx| {
+            let mut visits = 0;
+            tx.scan_named_events(&ws_id(9), &ever, true, &mut |_| visits += 1)?;
+            Ok(visits)
+        }),
+        0
+    );
+
+    // Many events: each visited once. 20,000 in all (a round number, as a backend reading in
+    // batches might), 15,000 of them in a window.
+    const MANY: u64 = 20_000;
+    let bulk = "Bulk";
+    let owners = [&c1.id, &c2.id, &loser.id];
+    let many: Vec<Event> = (0..MANY)
+        .map(|i| {
+            let n = 1_000 + i;
+            named_event(&ws, owners[(i % 3) as usize], n, bulk, at(1_000 + i as i64))
+        })
+        .collect();
+    w(store, "insert many events", |tx| tx.insert_events(&many));
+    let tally = |q: &NamedEventQuery, with_properties: bool| {
+        r(store, "scan_named_events many", |tx| {
+            let mut visits = 0u64;
+            let mut n_sum = 0u64;
+            let mut per_customer: std::collections::BTreeMap<CustomerId, i64> = Default::default();
+            tx.scan_named_events(&ws, q, with_properties, &mut |e| {
+                visits += 1;
+                n_sum += e.properties.get("n").and_then(|n| n.as_u64()).unwrap_or(0);
+                *per_customer.entry(e.customer_id).or_default() += 1;
+            })?;
+            Ok((visits, n_sum, per_customer.into_iter().collect::<Vec<_>>()))
+        })
+    };
+    let counts = |q: &NamedEventQuery| {
+        r(store, "count_named_events", |tx| {
+            tx.count_named_events(&ws, q)
+        })
+    };
+    let all_bulk = NamedEventQuery {
+        name: bulk.into(),
+        ..NamedEventQuery::default()
+    };
+    let sum = |range: std::ops::Range<u64>| range.map(|i| 1_000 + i).sum::<u64>();
+    assert_eq!(
+        tally(&all_bulk, true),
+        (MANY, sum(0..MANY), counts(&all_bulk)),
+        "every one of many, once"
+    );
+    assert_eq!(
+        tally(&all_bulk, false),
+        (MANY, 0, counts(&all_bulk)),
+        "many, without properties"
+    );
+    let bulk_window = NamedEventQuery {
+        since: Some(at(1_000 + 5_000)),
+        until: Some(at(1_000 + MANY as i64)),
+        ..all_bulk.clone()
+    };
+    assert_eq!(
+        tally(&bulk_window, true),
+        (MANY - 5_000, sum(5_000..MANY), counts(&bulk_window)),
+        "a window of many"
+    );
+    let bulk_of_c2 = NamedEventQuery {
+        customers: Some(vec![c2.id.clone()]),
+        ..all_bulk.clone()
+    };
+    let of_c2 = (0..MANY).filter(|i| i % 3 == 1).count() as u64;
+    assert_eq!(
+        tally(&bulk_of_c2, false),
+        (of_c2, 0, counts(&bulk_of_c2)),
+        "many of one profile"
     );
 }
 

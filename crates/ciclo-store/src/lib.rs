@@ -331,6 +331,23 @@ pub trait Tx {
         workspace: &WorkspaceId,
         query: &NamedEventQuery,
     ) -> StoreResult<Vec<(CustomerId, i64)>>;
+    /// Every event of `query.name` in `[query.since, query.until)` (the same rows as
+    /// `named_events`, `query.customers` honoured), handed to `visit` one at a time in no
+    /// particular order, so that a whole workspace's events of one name are never held at
+    /// once. Properties are read (and parsed) only when `with_properties`; otherwise they are
+    /// an empty map.
+    ///
+    /// A failure after `visit` has been called is never [`StoreError::Retry`]: the store does
+    /// not run the transaction again because of the scan once rows were handed out, so `visit`
+    /// never sees a row twice on that account. A `write` may still be run again for other
+    /// reasons (see [`Store`]), so what `visit` builds is best started inside the closure.
+    fn scan_named_events(
+        &mut self,
+        workspace: &WorkspaceId,
+        query: &NamedEventQuery,
+        with_properties: bool,
+        visit: &mut dyn FnMut(NamedEvent),
+    ) -> StoreResult<()>;
     /// Every merged-away profile of the workspace and the profile it was merged into.
     fn merged_profiles(
         &mut self,
@@ -437,6 +454,9 @@ pub trait Tx {
     /// rows it returns (skipping rows another transaction holds), so that two evaluators never
     /// take the same customer.
     fn take_dirty(&mut self, limit: i64) -> StoreResult<Vec<DirtyCustomer>>;
+    /// Up to `limit` customers of one workspace waiting in the queue, without taking them (the
+    /// segment index re-reads them before it answers).
+    fn dirty_of(&mut self, workspace: &WorkspaceId, limit: i64) -> StoreResult<Vec<CustomerId>>;
     /// Removes the marks.
     fn clear_dirty(&mut self, customers: &[DirtyCustomer]) -> StoreResult<()>;
 

@@ -327,7 +327,8 @@ fn preview_counts_without_saving() {
     let count = |text: &str| h.app.preview_segment(&h.actor, &json!(text), 50).unwrap();
     let narrowed = count(r#"city = "recife" and traits.plan = "gold""#);
     assert_eq!(narrowed.count, 2);
-    assert_eq!(narrowed.customers, 10, "only Recife was looked at");
+    // The segment index evaluates every profile at once.
+    assert_eq!(narrowed.customers, 30);
     assert_eq!(
         count(r#"not (city != "Recife") and traits.plan = "gold""#).count,
         2
@@ -342,10 +343,7 @@ fn preview_counts_without_saving() {
     h.ingest(views);
     let twice = count(r#"performed "Product Viewed" at least 2 times in the last 7 days"#);
     assert_eq!(twice.count, 3);
-    assert_eq!(
-        twice.customers, 3,
-        "only customers with two views were looked at"
-    );
+    assert_eq!(twice.customers, 30);
     assert_eq!(twice.sample.len(), 3);
     let filtered_only = count(
         r#"performed "Product Viewed" at least 2 times where category = "calcados" and not performed "Product Viewed" in the last 1 hours"#,
@@ -599,4 +597,86 @@ fn merged_away_profiles_leave_their_segments() {
             .member_count,
         1
     );
+}
+
+/// The in-memory segment index is built on the first preview and must then follow every kind
+/// of change: profile edits still in the evaluation queue, events the evaluator has cleared, a
+/// merge (the loser's events count for the winner) and its undoing; and a saved segment's
+/// members (computed from the index) must agree with the preview.
+#[test]
+fn the_segment_index_follows_every_change() {
+    let h = harness();
+    let mut batch = Vec::new();
+    for (i, city) in [(1, "Recife"), (2, "Recife"), (3, "Natal"), (4, "Natal")] {
+        batch.push(json!({"type": "identify", "userId": format!("u{i}"), "messageId": format!("u-{i}"),
+            "traits": {"city": city}}));
+    }
+    batch.push(view("u1", "2026-05-31T10:00:00Z", 1));
+    batch.push(view("u1", "2026-05-31T11:00:00Z", 2));
+    batch.push(view("u2", "2026-05-31T10:00:00Z", 1));
+    batch.push(view("u3", "2026-05-31T10:00:00Z", 1));
+    h.ingest(batch);
+    h.settle();
+    let preview = |text: &str| h.app.preview_segment(&h.actor, &json!(text), 10).unwrap();
+    let recife = r#"city = "Recife""#;
+    let twice = r#"performed "Product Viewed" at least 2 times in the last 7 days"#;
+    assert_eq!(preview(recife).count, 2);
+    assert_eq!(preview(twice).count, 1);
+
+    // A profile edit still waiting in the queue is read before answering.
+    h.ingest(vec![
+        json!({"type": "identify", "userId": "u3", "messageId": "u-3b", "traits": {"city": "Recife"}}),
+    ]);
+    assert_eq!(preview(recife).count, 3);
+
+    // Events the evaluator has already cleared from the queue are read too.
+    h.ingest(vec![
+        view("u4", "2026-05-31T10:00:00Z", 1),
+        view("u4", "2026-05-31T12:00:00Z", 2),
+    ]);
+    h.settle();
+    let found = preview(twice);
+    assert_eq!(found.count, 2);
+    let u1 = h.customer_of("u1");
+    let u4 = h.customer_of("u4");
+    let mut sample: Vec<CustomerId> = found.sample.iter().map(|c| c.id.clone()).collect();
+    sample.sort();
+    let mut expected = vec![u1.clone(), u4.clone()];
+    expected.sort();
+    assert_eq!(sample, expected);
+
+    // u3 merged into u2: u2 now has two views, and u3 is nobody's member.
+    let u2 = h.customer_of("u2");
+    let u3 = h.customer_of("u3");
+    let merge = h.app.merge_customers(&h.actor, &u2, &u3, true).unwrap();
+    let merged = preview(twice);
+    assert_eq!(merged.count, 3);
+    assert_eq!(merged.customers, 3, "the merged-away profile is no one");
+    assert!(merged.sample.iter().any(|c| c.id == u2));
+    assert!(merged.sample.iter().all(|c| c.id != u3));
+
+    // Saved, the segment has the members the preview found, with one entry event each.
+    let saved = h
+        .app
+        .create_segment(
+            &h.actor,
+            &SegmentInput {
+                name: Some("Twice".into()),
+                definition: Some(json!(twice)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(saved.record.member_count, 3);
+
+    // Undone: u2 is back to one view and leaves the saved segment once evaluated.
+    h.app.unmerge(&h.actor, &merge.id).unwrap();
+    let unmerged = preview(twice);
+    assert_eq!(unmerged.count, 2);
+    assert_eq!(unmerged.customers, 4);
+    h.settle();
+    let segments_of_u2 = h.app.customer_segments(&h.actor, &u2).unwrap();
+    assert!(segments_of_u2.iter().all(|(s, _)| s.record.id != saved.record.id));
+    let refreshed = h.app.get_segment(&h.actor, &saved.record.id).unwrap();
+    assert_eq!(refreshed.record.member_count, 2);
 }

@@ -172,14 +172,14 @@ impl EventRequirement {
     }
 }
 
-struct Context {
-    now: Timestamp,
-    tz: Tz,
+pub(super) struct Context {
+    pub now: Timestamp,
+    pub tz: Tz,
 }
 
 /// A value as the tests see it.
 #[derive(Debug, Clone, Copy)]
-enum Val<'a> {
+pub(super) enum Val<'a> {
     Missing,
     Text(&'a str),
     Number(f64),
@@ -191,7 +191,7 @@ enum Val<'a> {
     Json(&'a Value),
 }
 
-fn json(value: Option<&Value>) -> Val<'_> {
+pub(super) fn json(value: Option<&Value>) -> Val<'_> {
     match value {
         None | Some(Value::Null) => Val::Missing,
         Some(Value::String(s)) => Val::Text(s),
@@ -203,7 +203,7 @@ fn json(value: Option<&Value>) -> Val<'_> {
 
 /// A dotted path into a JSON object. A key that itself contains the dots wins, so a flat trait
 /// named `address.city` is found as well as a nested one.
-fn json_path<'a>(object: &'a Map<String, Value>, path: &str) -> Val<'a> {
+pub(super) fn json_path<'a>(object: &'a Map<String, Value>, path: &str) -> Val<'a> {
     if let Some(value) = object.get(path) {
         return json(Some(value));
     }
@@ -223,7 +223,7 @@ fn instant(value: Option<Timestamp>) -> Val<'static> {
     value.map_or(Val::Missing, Val::Instant)
 }
 
-fn attribute_value<'a>(name: &'a str, snapshot: &'a CustomerSnapshot) -> Val<'a> {
+pub(super) fn attribute_value<'a>(name: &'a str, snapshot: &'a CustomerSnapshot) -> Val<'a> {
     let customer = &snapshot.customer;
     let stats = &customer.stats;
     let Some((attribute, _)) = fields::resolve(name) else {
@@ -280,7 +280,7 @@ fn any_item(value: Val, test: impl Fn(Val) -> bool) -> bool {
     }
 }
 
-fn holds(test: &Test, value: Val, cx: &Context) -> bool {
+pub(super) fn holds(test: &Test, value: Val, cx: &Context) -> bool {
     match test {
         Test::IsSet => is_set(value),
         Test::IsNotSet => !is_set(value),
@@ -375,6 +375,50 @@ fn when(value: Val) -> Option<When> {
             DateValue::Date(d) => Some(When::Day(d)),
             DateValue::Instant(t) => Some(When::At(t)),
         },
+        _ => None,
+    }
+}
+
+/// The instants that pass a date test, as one range `[low, high)` in microseconds, when the
+/// test is a range on instants (everything but equality and anniversaries). A column of
+/// instants is then tested with two comparisons per row instead of calendar arithmetic; it
+/// agrees with [`date_holds`] on `When::At` for instants of whole microseconds (what the stores
+/// keep), which the columnar tests check.
+pub(super) fn instant_range(test: &Test, cx: &Context) -> Option<(i64, i64)> {
+    let tz = cx.tz;
+    // `t >= bound` for a whole-microsecond `t` is `t_us >= ceil(bound_us)`.
+    let ceil = |t: Timestamp| {
+        let floor = t.timestamp_micros();
+        if t.timestamp_subsec_nanos().is_multiple_of(1_000) {
+            floor
+        } else {
+            floor + 1
+        }
+    };
+    let floor = |t: Timestamp| t.timestamp_micros();
+    match test {
+        Test::Before { date } => Some((i64::MIN, ceil(lower_bound(*date, tz)))),
+        Test::After {
+            date: date @ DateValue::Date(_),
+        } => Some((ceil(upper_bound(*date, tz)), i64::MAX)),
+        Test::After {
+            date: DateValue::Instant(t),
+        } => Some((floor(*t) + 1, i64::MAX)),
+        Test::BetweenDates { from, to } => {
+            Some((ceil(lower_bound(*from, tz)), ceil(upper_bound(*to, tz))))
+        }
+        Test::WithinLast { amount, unit } => {
+            let boundary = shift(cx.now, *amount, *unit, tz, Direction::Back);
+            Some((ceil(boundary), floor(cx.now) + 1))
+        }
+        Test::MoreThanAgo { amount, unit } => {
+            let boundary = shift(cx.now, *amount, *unit, tz, Direction::Back);
+            Some((i64::MIN, ceil(boundary)))
+        }
+        Test::InNext { amount, unit } => {
+            let boundary = shift(cx.now, *amount, *unit, tz, Direction::Forward);
+            Some((ceil(cx.now), floor(boundary) + 1))
+        }
         _ => None,
     }
 }

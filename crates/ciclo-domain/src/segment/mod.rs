@@ -112,6 +112,7 @@
 //! (default none) may be left out.
 
 mod ast;
+mod columnar;
 mod error;
 mod eval;
 pub mod fields;
@@ -128,6 +129,10 @@ mod tests;
 pub use ast::{
     AttributeCondition, Count, DateValue, EventCondition, Expr, Literal, PropertyFilter,
     SegmentCondition, Test, TimeUnit, Window,
+};
+pub use columnar::{
+    attribute_cell, property_cell, Bits, Cell, Column, ColumnarInput, EventColumn,
+    EventColumnBuilder, Missing, ProfileEvent,
 };
 pub use error::{ErrorCode, Location, Part, Position, SegmentError, Span};
 pub use eval::{matches, CustomerSnapshot, EventCounts};

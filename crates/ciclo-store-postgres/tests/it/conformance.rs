@@ -52,6 +52,7 @@ stories!(
     computed_stages_and_scores,
     stage_history_and_transitions,
     named_events_windows,
+    scan_named_events_streams,
     merged_profiles_listed,
     customer_list_stage_and_segment_filters,
     delete_customer_clears_segments_and_lifecycle,
