@@ -787,14 +787,13 @@ impl Ciclo {
             if chosen.is_empty() {
                 return Ok(Some(Vec::new()));
             }
-            let index = self.segment_index.of(ws);
-            let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
-            let exprs: Vec<&Expr> = chosen
-                .iter()
-                .filter_map(|&i| plan.segments[i].expr())
-                .collect();
+            let slot = self.segment_index.of(ws);
+            let mut index = slot.lock();
+            // Every saved definition's columns, so previews and saves of similar ones are
+            // fast from the first (loading is skipped for what is there already).
+            let exprs: Vec<&Expr> = plan.segments.iter().filter_map(|c| c.expr()).collect();
             let mut timings = crate::segment_index::IndexTimings::default();
-            if !index.prepare(tx, &plan, &exprs, &mut timings)? {
+            if !slot.prepare(&mut index, tx, &plan, &exprs, &mut timings)? {
                 return Ok(None);
             }
             let mut computed: HashMap<SegmentId, Bits> = HashMap::new();
@@ -946,6 +945,13 @@ impl Ciclo {
                     if let Err(e) = app.evaluate_pending(usize::MAX) {
                         tracing::warn!(error = %e, "segment evaluation failed");
                     }
+                    // A segment index a bulk change invalidated is rebuilt here rather than
+                    // on someone's next preview.
+                    for ws in app.segment_index.overflowed() {
+                        if let Err(e) = app.rebuild_segment_index(&ws) {
+                            tracing::warn!(error = %e, "segment index rebuild failed");
+                        }
+                    }
                     let now = app.clock.now();
                     let due = |last: Option<Timestamp>, every: Duration| {
                         last.is_none_or(|t| (now - t).to_std().unwrap_or_default() >= every)
@@ -977,6 +983,20 @@ impl Ciclo {
             self.refresh_workspace(&workspace.id, None, true, &HashSet::new())?;
             self.evaluate_pending(usize::MAX)?;
         }
+        Ok(())
+    }
+
+    /// Brings a workspace's segment index up to date with every saved definition loaded.
+    pub fn rebuild_segment_index(&self, ws: &WorkspaceId) -> CoreResult<()> {
+        read(&*self.store, |tx| {
+            let plan = Plan::load(tx, ws)?;
+            let exprs: Vec<&Expr> = plan.segments.iter().filter_map(|c| c.expr()).collect();
+            let slot = self.segment_index.of(ws);
+            let mut index = slot.lock();
+            let mut timings = crate::segment_index::IndexTimings::default();
+            slot.prepare(&mut index, tx, &plan, &exprs, &mut timings)?;
+            Ok(())
+        })?;
         Ok(())
     }
 

@@ -585,10 +585,10 @@ impl Ciclo {
         let (count, customers, matching) = read(&*self.store, |tx| {
             let plan = Plan::load(tx, &ws)?;
             // The in-memory index answers for the whole workspace at once.
-            let index = self.segment_index.of(&ws);
-            let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = self.segment_index.of(&ws);
+            let mut index = slot.lock();
             let mut timings = IndexTimings::default();
-            if index.prepare(tx, &plan, &[&expr], &mut timings)? {
+            if slot.prepare(&mut index, tx, &plan, &[&expr], &mut timings)? {
                 let members = index.evaluate(&plan, &expr, now, &HashMap::new());
                 let sample_ids = index.newest(&members, sample);
                 let mut found = tx.get_customers(&ws, &sample_ids)?;

@@ -608,8 +608,10 @@ fn the_segment_index_follows_every_change() {
     let h = harness();
     let mut batch = Vec::new();
     for (i, city) in [(1, "Recife"), (2, "Recife"), (3, "Natal"), (4, "Natal")] {
-        batch.push(json!({"type": "identify", "userId": format!("u{i}"), "messageId": format!("u-{i}"),
-            "traits": {"city": city}}));
+        batch.push(
+            json!({"type": "identify", "userId": format!("u{i}"), "messageId": format!("u-{i}"),
+            "traits": {"city": city}}),
+        );
     }
     batch.push(view("u1", "2026-05-31T10:00:00Z", 1));
     batch.push(view("u1", "2026-05-31T11:00:00Z", 2));
@@ -676,7 +678,9 @@ fn the_segment_index_follows_every_change() {
     assert_eq!(unmerged.customers, 4);
     h.settle();
     let segments_of_u2 = h.app.customer_segments(&h.actor, &u2).unwrap();
-    assert!(segments_of_u2.iter().all(|(s, _)| s.record.id != saved.record.id));
+    assert!(segments_of_u2
+        .iter()
+        .all(|(s, _)| s.record.id != saved.record.id));
     let refreshed = h.app.get_segment(&h.actor, &saved.record.id).unwrap();
     assert_eq!(refreshed.record.member_count, 2);
 }
