@@ -986,6 +986,21 @@ impl Ciclo {
         Ok(())
     }
 
+    /// Sets how many changed profiles make a segment index rebuild rather than re-read them
+    /// (50,000 by default). For tests of the rebuild.
+    #[doc(hidden)]
+    pub fn set_segment_index_rebuild_after(&self, profiles: usize) {
+        self.segment_index
+            .rebuild_after
+            .store(profiles, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether some segment index waits for a rebuild.
+    #[doc(hidden)]
+    pub fn segment_index_needs_rebuild(&self) -> bool {
+        !self.segment_index.overflowed().is_empty()
+    }
+
     /// Brings a workspace's segment index up to date with every saved definition loaded.
     pub fn rebuild_segment_index(&self, ws: &WorkspaceId) -> CoreResult<()> {
         read(&*self.store, |tx| {

@@ -54,9 +54,19 @@ const STAGE_INPUTS: [&str; 4] = [
 ];
 
 /// The indexes of this process, by workspace.
-#[derive(Default)]
 pub(crate) struct IndexRegistry {
     workspaces: Mutex<HashMap<WorkspaceId, Arc<IndexSlot>>>,
+    /// Changed profiles past which an index is rebuilt ([`MAX_TOUCHED`]; lower in tests).
+    pub(crate) rebuild_after: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for IndexRegistry {
+    fn default() -> Self {
+        IndexRegistry {
+            workspaces: Mutex::default(),
+            rebuild_after: std::sync::atomic::AtomicUsize::new(MAX_TOUCHED),
+        }
+    }
 }
 
 /// One workspace's index, and the profiles changed since its last use. The two are locked
@@ -152,7 +162,11 @@ impl IndexRegistry {
                 None => changes.overflowed = true,
             }
         }
-        if changes.ids.len() > MAX_TOUCHED {
+        if changes.ids.len()
+            > self
+                .rebuild_after
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
             changes.overflowed = true;
             changes.ids = HashSet::new();
         }

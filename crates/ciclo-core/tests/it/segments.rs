@@ -684,3 +684,46 @@ fn the_segment_index_follows_every_change() {
     let refreshed = h.app.get_segment(&h.actor, &saved.record.id).unwrap();
     assert_eq!(refreshed.record.member_count, 2);
 }
+
+/// Past a number of changed profiles the index is rebuilt instead of re-reading them, keeping
+/// what it held; answers stay right either way.
+#[test]
+fn a_segment_index_with_too_many_changes_is_rebuilt() {
+    let h = harness();
+    h.app.set_segment_index_rebuild_after(2);
+    let mut batch = Vec::new();
+    for i in 0..6 {
+        batch.push(
+            json!({"type": "identify", "userId": format!("r{i}"), "messageId": format!("r-{i}"),
+            "traits": {"city": "Natal"}}),
+        );
+    }
+    h.ingest(batch);
+    h.settle();
+    let preview = |text: &str| h.app.preview_segment(&h.actor, &json!(text), 10).unwrap();
+    assert_eq!(preview(r#"city = "Recife""#).count, 0);
+    assert!(!h.app.segment_index_needs_rebuild());
+
+    // Four profiles move (more than 2): cleared by the evaluator, too many to re-read.
+    let moves: Vec<Value> = (0..4)
+        .map(|i| json!({"type": "identify", "userId": format!("r{i}"), "messageId": format!("r-move-{i}"),
+            "traits": {"city": "Recife"}}))
+        .collect();
+    h.ingest(moves);
+    h.settle();
+    assert!(h.app.segment_index_needs_rebuild());
+    h.app.rebuild_segment_index(&h.actor.workspace.id).unwrap();
+    assert!(!h.app.segment_index_needs_rebuild());
+    assert_eq!(preview(r#"city = "Recife""#).count, 4);
+
+    // Once more, answered by the next preview's own rebuild.
+    let back: Vec<Value> = (0..3)
+        .map(|i| json!({"type": "identify", "userId": format!("r{i}"), "messageId": format!("r-back-{i}"),
+            "traits": {"city": "Natal"}}))
+        .collect();
+    h.ingest(back);
+    h.settle();
+    assert!(h.app.segment_index_needs_rebuild());
+    assert_eq!(preview(r#"city = "Recife""#).count, 1);
+    assert_eq!(preview(r#"city = "Natal""#).count, 5);
+}
