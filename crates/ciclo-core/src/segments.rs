@@ -29,179 +29,8 @@ pub const MAX_NAME: usize = 120;
 /// Most sample members a preview returns.
 pub const MAX_SAMPLE: usize = 50;
 
-/// Customers per page of a preview.
+/// Customers per page of a preview without the segment index.
 const PAGE: i64 = 5_000;
-
-/// How a definition's candidates can be found through an index instead of a full scan.
-enum Narrow {
-    /// Customers a list query finds (city, lifecycle stage or segment filter).
-    Query(CustomerQuery),
-    /// Customers with at least this many events meeting the requirement's name and window.
-    Event(ciclo_domain::segment::EventRequirement, u64),
-}
-
-/// A condition every match must meet and an index can find, if the definition has one (at its
-/// top, or among the conditions of a top-level `and`). Conditions on the profile's own index go
-/// first; events next.
-fn narrowing(expr: &Expr, plan: &Plan) -> Option<Narrow> {
-    use ciclo_domain::segment::{fields::canonical, Count, Literal, Test};
-    match expr {
-        Expr::And { all } => {
-            let found: Vec<Narrow> = all.iter().filter_map(|e| narrowing(e, plan)).collect();
-            let mut found = found.into_iter();
-            let first = found.next()?;
-            if matches!(first, Narrow::Query(_)) {
-                return Some(first);
-            }
-            Some(
-                found
-                    .find(|n| matches!(n, Narrow::Query(_)))
-                    .unwrap_or(first),
-            )
-        }
-        Expr::Attribute(c) => {
-            let Test::Eq {
-                value: Literal::Text(text),
-            } = &c.test
-            else {
-                return None;
-            };
-            match canonical(&c.attribute).as_str() {
-                "city" => Some(Narrow::Query(CustomerQuery {
-                    city: Some(text.clone()),
-                    ..CustomerQuery::default()
-                })),
-                "lifecycle_stage" => ciclo_domain::lifecycle::Stage::parse(&text.to_lowercase())
-                    .map(|stage| {
-                        Narrow::Query(CustomerQuery {
-                            stage: Some(stage),
-                            ..CustomerQuery::default()
-                        })
-                    }),
-                _ => None,
-            }
-        }
-        Expr::Segment(c) => plan.find(&c.segment).map(|i| {
-            Narrow::Query(CustomerQuery {
-                segment: Some(plan.segments[i].record.id.clone()),
-                ..CustomerQuery::default()
-            })
-        }),
-        Expr::Event(c) => {
-            let min = match c.count {
-                Count::AtLeast { times } | Count::Exactly { times } => times,
-                Count::AtMost { .. } => 0,
-            };
-            (min >= 1).then(|| Narrow::Event(c.into(), min))
-        }
-        Expr::Or { .. } | Expr::Not { .. } => None,
-    }
-}
-
-/// Per surviving customer, how many events count.
-type Counts = std::collections::HashMap<CustomerId, u64>;
-
-/// Surviving customers (newest first) with at least `min` events of the requirement's name in
-/// its window, property filters left to the evaluator (so a superset of those matching), with
-/// every customer's count of those events.
-fn event_candidates(
-    tx: &mut dyn Tx,
-    plan: &Plan,
-    merged: &MergedProfiles,
-    requirement: &ciclo_domain::segment::EventRequirement,
-    min: u64,
-    now: Timestamp,
-) -> Result<(Vec<CustomerId>, Counts), StoreError> {
-    let bounds = requirement.window.bounds(now, plan.tz);
-    let query = ciclo_store::NamedEventQuery {
-        name: requirement.event.clone(),
-        since: bounds.since,
-        until: bounds.until,
-        customers: None,
-    };
-    let mut per_root: std::collections::HashMap<CustomerId, u64> = Default::default();
-    for (profile, n) in tx.count_named_events(&plan.workspace.id, &query)? {
-        let root = merged.root_of(&profile).unwrap_or(profile);
-        *per_root.entry(root).or_default() += n.max(0) as u64;
-    }
-    let mut ids: Vec<CustomerId> = per_root
-        .iter()
-        .filter(|(_, n)| **n >= min)
-        .map(|(id, _)| id.clone())
-        .collect();
-    ids.sort_by(|a, b| b.cmp(a));
-    Ok((ids, per_root))
-}
-
-/// Evaluates a definition that reads only event counts over `candidates` (newest first), with
-/// every count taken for the whole workspace in one query per requirement. Returns how many
-/// match and the first `sample` of them.
-#[allow(clippy::too_many_arguments)]
-fn events_only(
-    tx: &mut dyn Tx,
-    plan: &Plan,
-    merged: &MergedProfiles,
-    expr: &Expr,
-    candidates: &[CustomerId],
-    known: Option<(&ciclo_domain::segment::EventRequirement, Counts)>,
-    sample: usize,
-    now: Timestamp,
-) -> Result<(usize, Vec<CustomerId>), StoreError> {
-    use ciclo_domain::segment::{event_requirements, matches, CustomerSnapshot};
-    let ws = &plan.workspace.id;
-    let requirements = event_requirements(expr);
-    let mut known = known;
-    let mut counts: Vec<Counts> = Vec::new();
-    for r in &requirements {
-        if let Some((_, counted)) = known.take_if(|(k, _)| *k == r) {
-            counts.push(counted);
-            continue;
-        }
-        let bounds = r.window.bounds(now, plan.tz);
-        let query = ciclo_store::NamedEventQuery {
-            name: r.event.clone(),
-            since: bounds.since,
-            until: bounds.until,
-            customers: None,
-        };
-        let mut per_root: std::collections::HashMap<CustomerId, u64> = Default::default();
-        if r.filters.is_empty() {
-            for (profile, n) in tx.count_named_events(ws, &query)? {
-                let root = merged.root_of(&profile).unwrap_or(profile);
-                *per_root.entry(root).or_default() += n.max(0) as u64;
-            }
-        } else {
-            for e in tx.named_events(ws, &query)? {
-                if r.filters
-                    .iter()
-                    .all(|f| f.matches(&e.properties, now, plan.tz))
-                {
-                    let root = merged.root_of(&e.customer_id).unwrap_or(e.customer_id);
-                    *per_root.entry(root).or_default() += 1;
-                }
-            }
-        }
-        counts.push(per_root);
-    }
-    let mut count = 0;
-    let mut chosen = Vec::new();
-    for id in candidates {
-        let mut snapshot =
-            CustomerSnapshot::new(Customer::new(id.clone(), ws.clone(), now), plan.tz);
-        for (r, per_root) in requirements.iter().zip(&counts) {
-            snapshot
-                .event_counts
-                .set(r.clone(), per_root.get(id).copied().unwrap_or(0));
-        }
-        if matches(expr, &snapshot, now, &|_| false) {
-            count += 1;
-            if chosen.len() < sample {
-                chosen.push(id.clone());
-            }
-        }
-    }
-    Ok((count, chosen))
-}
 
 /// What an operator or API client sends to create or change a segment.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -246,8 +75,8 @@ impl SegmentView {
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentPreview {
     pub count: usize,
-    /// Customers looked at: every surviving profile, or the candidates an index narrowed the
-    /// definition to (a city, a stage, a segment, having performed an event).
+    /// Customers looked at: every surviving profile (the segment index evaluates them all at
+    /// once).
     pub customers: usize,
     pub sample: Vec<Customer>,
     /// The definition as the language prints it.
@@ -596,70 +425,32 @@ impl Ciclo {
                 return Ok((members.count(), index.alive_count(), found));
             }
             drop(index);
+            // A workspace the index cannot hold (ids not made by ciclo): every profile is
+            // evaluated from the store, a page at a time.
             let merged = MergedProfiles::load(tx, &ws)?;
             let evaluation = Evaluation::preview(&plan, &expr, sample, now);
             let mut outcome = Outcome::default();
-            // Without a narrowing condition every profile is looked at.
-            let narrow =
-                narrowing(&expr, &plan).unwrap_or_else(|| Narrow::Query(CustomerQuery::default()));
-            let seen = match narrow {
-                // Only customers an index says may match are looked at.
-                Narrow::Query(base) => {
-                    let mut after: Option<CustomerId> = None;
-                    let mut seen = 0usize;
-                    loop {
-                        let query = CustomerQuery {
-                            sort: CustomerSort::Newest,
-                            after: after.clone().map(|id| CustomerCursor {
-                                key: String::new(),
-                                id,
-                            }),
-                            limit: PAGE,
-                            ..base.clone()
-                        };
-                        let page = tx.list_customers(&ws, &query)?;
-                        let n = page.len();
-                        seen += n;
-                        after = page.last().map(|c| c.id.clone());
-                        evaluation.run(tx, page, &merged, &mut outcome)?;
-                        if (n as i64) < PAGE {
-                            break;
-                        }
-                    }
-                    seen
+            let mut after: Option<CustomerId> = None;
+            let mut seen = 0usize;
+            loop {
+                let query = CustomerQuery {
+                    sort: CustomerSort::Newest,
+                    after: after.clone().map(|id| CustomerCursor {
+                        key: String::new(),
+                        id,
+                    }),
+                    limit: PAGE,
+                    ..CustomerQuery::default()
+                };
+                let page = tx.list_customers(&ws, &query)?;
+                let n = page.len();
+                seen += n;
+                after = page.last().map(|c| c.id.clone());
+                evaluation.run(tx, page, &merged, &mut outcome)?;
+                if (n as i64) < PAGE {
+                    break;
                 }
-                Narrow::Event(requirement, min) => {
-                    let (ids, counted) =
-                        event_candidates(tx, &plan, &merged, &requirement, min, now)?;
-                    let deps = depends_on(&expr);
-                    if deps.fields.is_empty() && deps.segments.is_empty() {
-                        // Behaviour alone decides: counts for the whole workspace, no profiles
-                        // read except the sample's. The candidates' counts are that
-                        // requirement's own when it has no property filter.
-                        let known = requirement
-                            .filters
-                            .is_empty()
-                            .then_some((&requirement, counted));
-                        let (count, sample_ids) =
-                            events_only(tx, &plan, &merged, &expr, &ids, known, sample, now)?;
-                        outcome.matching_count = count;
-                        let mut found = tx.get_customers(&ws, &sample_ids)?;
-                        found.sort_by(|a, b| b.id.cmp(&a.id));
-                        outcome.matching = found;
-                        return Ok((outcome.matching_count, ids.len(), outcome.matching));
-                    }
-                    for chunk in ids.chunks(PAGE as usize) {
-                        let mut page: Vec<Customer> = tx
-                            .get_customers(&ws, chunk)?
-                            .into_iter()
-                            .filter(|c| c.merged_into.is_none())
-                            .collect();
-                        page.sort_by(|a, b| b.id.cmp(&a.id));
-                        evaluation.run(tx, page, &merged, &mut outcome)?;
-                    }
-                    ids.len()
-                }
-            };
+            }
             Ok((outcome.matching_count, seen, outcome.matching))
         })?;
         Ok(SegmentPreview {
