@@ -18,7 +18,8 @@ pub struct Harness {
     pub app: Ciclo,
     pub actor: Actor,
     pub clock: Arc<FixedClock>,
-    _dir: tempfile::TempDir,
+    /// The temporary directory or database behind the store, removed when dropped.
+    _storage: Box<dyn std::any::Any>,
 }
 
 pub fn t(s: &str) -> ciclo_domain::Timestamp {
@@ -31,9 +32,21 @@ pub fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ciclo.db");
     let store = ciclo_store_sqlite::SqliteStore::open(path.to_str().unwrap()).unwrap();
-    ciclo_store::Store::migrate(&store).unwrap();
+    harness_on(Arc::new(store), Box::new(dir))
+}
+
+/// The same harness on a fresh PostgreSQL database; `None` (the test says it is skipped) when
+/// no server is configured.
+pub fn postgres_harness(test: &str) -> Option<Harness> {
+    let db = ciclo_test_support::TestDatabase::create(test)?;
+    let store = ciclo_store_postgres::PostgresStore::connect(db.url()).unwrap();
+    Some(harness_on(Arc::new(store), Box::new(db)))
+}
+
+fn harness_on(store: Arc<dyn ciclo_store::Store>, storage: Box<dyn std::any::Any>) -> Harness {
+    store.migrate().unwrap();
     let clock = Arc::new(FixedClock::at(t("2026-06-01T12:00:00Z")));
-    let app = Ciclo::new(Arc::new(store), clock.clone(), Arc::new(SystemRandom));
+    let app = Ciclo::new(store, clock.clone(), Arc::new(SystemRandom));
     let boot = app
         .bootstrap(
             NewWorkspace::default(),
@@ -52,7 +65,7 @@ pub fn harness() -> Harness {
         app,
         actor,
         clock,
-        _dir: dir,
+        _storage: storage,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Segments, lists and lifecycle stages: real-time membership, scheduled re-evaluation,
 //! timeline events, previews, static lists and stored stages.
 
-use crate::{harness, Harness};
+use crate::{harness, postgres_harness, Harness};
 use ciclo_core::evaluate::{SEGMENT_ENTERED, SEGMENT_EXITED, STAGE_CHANGED};
 use ciclo_core::segments::SegmentInput;
 use ciclo_core::CoreError;
@@ -605,7 +605,17 @@ fn merged_away_profiles_leave_their_segments() {
 /// members (computed from the index) must agree with the preview.
 #[test]
 fn the_segment_index_follows_every_change() {
-    let h = harness();
+    index_follows_changes(&harness());
+}
+
+#[test]
+fn the_segment_index_follows_every_change_on_postgres() {
+    if let Some(h) = postgres_harness("the_segment_index_follows_every_change_on_postgres") {
+        index_follows_changes(&h);
+    }
+}
+
+fn index_follows_changes(h: &Harness) {
     let mut batch = Vec::new();
     for (i, city) in [(1, "Recife"), (2, "Recife"), (3, "Natal"), (4, "Natal")] {
         batch.push(
