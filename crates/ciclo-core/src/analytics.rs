@@ -2,23 +2,47 @@
 //! customer-base metrics over time, predicted customer lifetime value (BG/NBD + Gamma-Gamma)
 //! and the lifecycle funnel over a period.
 //!
-//! Every report starts from the same picture of the workspace ([`Base`]): one scan of the
-//! surviving profiles and one of the orders, each order attributed to the surviving profile of
-//! its owner (an order placed by a profile that was later merged away belongs to the winner,
-//! found with `identity::root_of`). Order facts are then recomputed from the orders themselves
-//! rather than read from the profiles' cached stats, so that "as of" questions (the funnel at
-//! the start of a period, churn at the end of each month) use the same numbers as "now".
+//! Every report starts from the same picture of the workspace ([`Base`]), gathered in one read
+//! transaction from the store's two lean whole-workspace scans: every surviving profile (id,
+//! name, email, creation and first sighting: `Tx::scan_customer_summaries`) and every order
+//! (owner, time, total: `Tx::scan_order_summaries`), streamed row by row. Each order is
+//! attributed to the surviving profile of its owner: an order placed by a profile that was later
+//! merged away belongs to the profile at the end of its chain of merges (the merged-away
+//! profiles are few, and read with one more query). Order facts are then recomputed from the
+//! orders themselves rather than read from the profiles' cached stats, so that "as of" questions
+//! (the funnel at the start of a period, churn at the end of each month) use the same numbers as
+//! "now".
 //!
 //! Months and days are the workspace's: a cohort is the month of the first order in the
 //! workspace's time zone, and BG/NBD counts distinct local purchase days. The math lives in
 //! `ciclo_domain::analytics` and `ciclo_domain::lifecycle`; this module only gathers inputs.
 //!
-//! Like the dashboard, this scans: exact and simple for tens of thousands of customers. At a
-//! million it wants counters kept as data arrives (see BENCHMARKS.md).
+//! ## Large workspaces: stale while refreshing
+//!
+//! Gathering reads the whole workspace: exact and simple, instant for tens of thousands of
+//! customers, a second or two at a million. So the gathering of a large workspace is kept
+//! and served to every page (the home page's figures are kept the same way, see `dashboard`),
+//! by the rule of [`ReusePolicy`]:
+//!
+//! * a gathering that took less than [`REUSE_FROM`] (half a second) is not kept: small
+//!   workspaces always see the latest data, each page gathering for itself;
+//! * a slower one is kept, and is fresh for 30 times as long as it took (at most
+//!   [`MAX_REUSE`], ten minutes);
+//! * a page finding a kept gathering answers from it at once, fresh or not. When it is stale,
+//!   the page also starts one regathering in a background thread, unless one is already
+//!   running for the workspace (at most one per workspace at a time); the old gathering is
+//!   served until the new one replaces it. A regathering that fails leaves the old one in
+//!   place (the next page view starts another); one that turns out fast (the workspace
+//!   became small) drops what was kept, and the pages go back to gathering live;
+//! * only a page of a workspace with nothing kept (the first view after a start, or a small
+//!   workspace) waits for a gathering.
+//!
+//! The scheduled scores job (`refresh_scores`) always gathers afresh and leaves its gathering
+//! here too, so the pages of a large workspace usually find a fresh one. (Counters kept as data
+//! arrives would remove the gathering altogether; see BENCHMARKS.md.)
 
 use crate::accounts::Actor;
 use crate::error::{CoreError, CoreResult};
-use crate::identity::root_of;
 use crate::Ciclo;
 use chrono::{Duration, NaiveDate, TimeZone};
 use chrono_tz::Tz;
@@ -30,7 +54,7 @@ use ciclo_domain::analytics::{
     TimeUnit,
 };
 use ciclo_domain::customer::OrderStats;
-use ciclo_domain::ids::CustomerId;
+use ciclo_domain::ids::{CustomerId, WorkspaceId};
 use ciclo_domain::lifecycle::{LifecycleRules, Stage};
 use ciclo_domain::operator::Permission;
 use ciclo_domain::Timestamp;
@@ -106,9 +130,36 @@ struct Base {
     now: Timestamp,
     tz: Tz,
     customers: Vec<BaseCustomer>,
+    /// Reports already made from this gathering, by page and parameters: a kept gathering is
+    /// shared by every page view until it is replaced, and so are its reports (the CLV fit over
+    /// half a million buyers takes seconds).
+    reports: std::sync::Mutex<HashMap<String, std::sync::Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl Base {
+    /// The report `key` of this gathering, made by `make` the first time.
+    fn report<T: Clone + Send + Sync + 'static>(
+        &self,
+        key: String,
+        make: impl FnOnce(&Base) -> T,
+    ) -> T {
+        if let Some(kept) = self
+            .reports
+            .lock()
+            .ok()
+            .and_then(|reports| reports.get(&key).cloned())
+        {
+            if let Some(report) = kept.downcast_ref::<T>() {
+                return report.clone();
+            }
+        }
+        let report = make(self);
+        if let Ok(mut reports) = self.reports.lock() {
+            reports.insert(key, std::sync::Arc::new(report.clone()));
+        }
+        report
+    }
+
     fn local_date(&self, t: Timestamp) -> NaiveDate {
         t.with_timezone(&self.tz).date_naive()
     }
@@ -903,146 +954,315 @@ fn funnel_report(
 // ---------------------------------------------------------------------------------------------
 // Use cases
 
-/// Reports over a large workspace reuse the gathered profiles and orders for a while instead of
-/// scanning them again on every page view: a gathering that took `t` is kept for 30 × `t`
-/// (at most [`MAX_REUSE`]); one that took under [`REUSE_FROM`] is never kept, so small
-/// workspaces always see the latest data. The scheduled scores job gathers on its own and leaves
-/// its result here, so the pages of a large workspace are usually served from it.
+/// When gatherings of large workspaces are kept for the pages, and how long they stay fresh
+/// (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReusePolicy {
+    /// A gathering faster than this is not kept: the workspace is small, and its pages always
+    /// show the latest data.
+    pub from: std::time::Duration,
+    /// A kept gathering that took `t` is fresh for `factor` × `t`…
+    pub factor: u32,
+    /// …but never longer than this.
+    pub max: std::time::Duration,
+}
+
+impl Default for ReusePolicy {
+    fn default() -> Self {
+        ReusePolicy {
+            from: REUSE_FROM,
+            factor: 30,
+            max: MAX_REUSE,
+        }
+    }
+}
+
+impl ReusePolicy {
+    /// How long a gathering that took `took` stays fresh.
+    fn fresh_for(&self, took: std::time::Duration) -> std::time::Duration {
+        took.saturating_mul(self.factor).min(self.max)
+    }
+}
+
+/// Gatherings faster than this are not kept (the default [`ReusePolicy::from`]).
+pub const REUSE_FROM: std::time::Duration = std::time::Duration::from_millis(500);
+/// The longest a gathering stays fresh (the default [`ReusePolicy::max`]).
+pub const MAX_REUSE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What the pages of large workspaces are served from: the analytics gathering and the home
+/// page's figures, each kept per workspace by the rule of [`ReusePolicy`] and refreshed in the
+/// background once stale (see the module doc). The scheduled scores job gathers on its own and
+/// leaves its result here, so the pages of a large workspace usually find a fresh one.
 pub(crate) struct AnalyticsCache {
-    entries: std::sync::Mutex<HashMap<ciclo_domain::ids::WorkspaceId, CachedBase>>,
-    /// The home page's figures, by the same rule (see `dashboard`).
-    pub(crate) dashboards: std::sync::Mutex<
-        HashMap<ciclo_domain::ids::WorkspaceId, Kept<crate::dashboard::Dashboard>>,
-    >,
+    bases: Shelf<Base>,
+    /// The home page's figures (see `dashboard`).
+    pub(crate) dashboards: Shelf<crate::dashboard::Dashboard>,
+    policy: std::sync::Mutex<ReusePolicy>,
 }
 
 impl Default for AnalyticsCache {
     fn default() -> Self {
         AnalyticsCache {
-            entries: std::sync::Mutex::new(HashMap::new()),
-            dashboards: std::sync::Mutex::new(HashMap::new()),
+            bases: Shelf::default(),
+            dashboards: Shelf::default(),
+            policy: std::sync::Mutex::new(ReusePolicy::default()),
         }
     }
 }
 
-/// A result kept for reuse, with when it was made, for how long it is fresh, and whether a
-/// fresh one is being made.
-pub(crate) struct Kept<T> {
-    pub value: std::sync::Arc<T>,
-    pub gathered: std::time::Instant,
-    pub keep: std::time::Duration,
-    pub refreshing: bool,
+impl AnalyticsCache {
+    fn policy(&self) -> ReusePolicy {
+        *self
+            .policy
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
-struct CachedBase {
-    base: std::sync::Arc<Base>,
-    gathered: std::time::Instant,
-    keep: std::time::Duration,
+/// Values of one kind kept per workspace.
+pub(crate) struct Shelf<T> {
+    slots: std::sync::Mutex<HashMap<WorkspaceId, Slot<T>>>,
 }
 
-/// Gatherings faster than this are not kept.
-pub(crate) const REUSE_FROM: std::time::Duration = std::time::Duration::from_millis(500);
-/// The longest a gathering is reused.
-pub(crate) const MAX_REUSE: std::time::Duration = std::time::Duration::from_secs(600);
+impl<T> Default for Shelf<T> {
+    fn default() -> Self {
+        Shelf {
+            slots: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// One workspace's kept value, and whether a fresh one is being made in the background.
+struct Slot<T> {
+    kept: Option<Kept<T>>,
+    refreshing: bool,
+}
+
+/// A value with when it was made and how long making it took.
+struct Kept<T> {
+    value: std::sync::Arc<T>,
+    made: std::time::Instant,
+    took: std::time::Duration,
+}
+
+/// What [`Shelf::lookup`] found.
+struct Found<T> {
+    value: std::sync::Arc<T>,
+    /// The value is stale and no refresh was running: the caller now owns the refresh, and
+    /// must end it with [`Shelf::refreshed`].
+    refresh: bool,
+}
+
+impl<T> Shelf<T> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<WorkspaceId, Slot<T>>> {
+        // A panic while the lock was held left the map whole (no update spans two steps).
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The value kept for `ws`, if any. When it is stale and nobody is refreshing it, marks the
+    /// refresh as started and says so: one refresh per workspace at a time.
+    fn lookup(&self, ws: &WorkspaceId, policy: &ReusePolicy) -> Option<Found<T>> {
+        let mut slots = self.slots();
+        let slot = slots.get_mut(ws)?;
+        let kept = slot.kept.as_ref()?;
+        let stale = kept.made.elapsed() >= policy.fresh_for(kept.took);
+        let refresh = stale && !slot.refreshing;
+        if refresh {
+            slot.refreshing = true;
+        }
+        Some(Found {
+            value: kept.value.clone(),
+            refresh,
+        })
+    }
+
+    /// Keeps a value that took `took` to make when the policy says so; otherwise forgets what
+    /// was kept (the workspace is small again: its pages go back to live data).
+    fn put(
+        &self,
+        ws: &WorkspaceId,
+        value: std::sync::Arc<T>,
+        took: std::time::Duration,
+        policy: &ReusePolicy,
+    ) {
+        let mut slots = self.slots();
+        if took >= policy.from {
+            let slot = slots.entry(ws.clone()).or_insert(Slot {
+                kept: None,
+                refreshing: false,
+            });
+            slot.kept = Some(Kept {
+                value,
+                made: std::time::Instant::now(),
+                took,
+            });
+        } else if let Some(slot) = slots.get_mut(ws) {
+            slot.kept = None;
+            if !slot.refreshing {
+                slots.remove(ws);
+            }
+        }
+    }
+
+    /// Ends the refresh that [`Self::lookup`] handed out (whether it succeeded or not).
+    fn refreshed(&self, ws: &WorkspaceId) {
+        let mut slots = self.slots();
+        if let Some(slot) = slots.get_mut(ws) {
+            slot.refreshing = false;
+            if slot.kept.is_none() {
+                slots.remove(ws);
+            }
+        }
+    }
+}
+
+/// Ends a background refresh when dropped, so that a refresh that failed, or panicked, does not
+/// block the next one.
+struct RefreshGuard<T: 'static> {
+    app: Ciclo,
+    shelf: fn(&AnalyticsCache) -> &Shelf<T>,
+    ws: WorkspaceId,
+}
+
+impl<T: 'static> Drop for RefreshGuard<T> {
+    fn drop(&mut self) {
+        (self.shelf)(&self.app.analytics_cache).refreshed(&self.ws);
+    }
+}
 
 impl Ciclo {
-    /// The workspace's profiles and orders for the reports: reused when a recent gathering is
-    /// kept (see [`AnalyticsCache`]), gathered otherwise.
-    fn analytics_base(&self, actor: &Actor) -> CoreResult<std::sync::Arc<Base>> {
-        self.analytics_base_reusing(actor, true)
+    /// Sets when gatherings are kept and for how long they stay fresh (for tests and tuning;
+    /// the default is [`ReusePolicy::default`]). Applies to what is already kept too.
+    pub fn set_analytics_reuse(&self, policy: ReusePolicy) {
+        *self
+            .analytics_cache
+            .policy
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = policy;
     }
 
-    fn analytics_base_reusing(
+    /// `make`'s value for the actor's workspace, served by the rule of the module doc: the kept
+    /// one when there is one (a stale one starting a refresh in the background, unless one is
+    /// running), made here otherwise.
+    pub(crate) fn kept_or_made<T: Send + Sync + 'static>(
         &self,
         actor: &Actor,
-        reuse: bool,
-    ) -> CoreResult<std::sync::Arc<Base>> {
+        shelf: fn(&AnalyticsCache) -> &Shelf<T>,
+        make: fn(&Ciclo, &Actor) -> CoreResult<T>,
+        what: &'static str,
+    ) -> CoreResult<std::sync::Arc<T>> {
         let ws = &actor.workspace.id;
-        if reuse {
-            if let Ok(entries) = self.analytics_cache.entries.lock() {
-                if let Some(entry) = entries.get(ws) {
-                    if entry.gathered.elapsed() < entry.keep {
-                        return Ok(entry.base.clone());
+        let policy = self.analytics_cache.policy();
+        let Some(found) = shelf(&self.analytics_cache).lookup(ws, &policy) else {
+            return self.make_and_keep(actor, shelf, make);
+        };
+        if found.refresh {
+            let guard = RefreshGuard {
+                app: self.clone(),
+                shelf,
+                ws: ws.clone(),
+            };
+            let actor = actor.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("ciclo-refresh-{what}"))
+                .spawn(move || {
+                    if let Err(error) = guard.app.make_and_keep(&actor, shelf, make) {
+                        // The stale value stays; the next visit tries again.
+                        tracing::warn!(%error, what, "background refresh failed");
                     }
-                }
+                    drop(guard);
+                });
+            if let Err(error) = spawned {
+                // The closure, and with it the guard, was dropped: the refresh is over.
+                tracing::warn!(%error, what, "could not start a background refresh");
             }
         }
-        let started = std::time::Instant::now();
-        let base = std::sync::Arc::new(self.gather_base(actor)?);
-        let took = started.elapsed();
-        if took >= REUSE_FROM {
-            if let Ok(mut entries) = self.analytics_cache.entries.lock() {
-                entries.insert(
-                    ws.clone(),
-                    CachedBase {
-                        base: base.clone(),
-                        gathered: std::time::Instant::now(),
-                        keep: (took * 30).min(MAX_REUSE),
-                    },
-                );
-            }
-        }
-        Ok(base)
+        Ok(found.value)
     }
 
-    /// Every surviving profile with its orders, and the time and zone of the report.
+    /// Makes the value and keeps it when making it was slow (see [`Shelf::put`]). A failure
+    /// leaves what was kept as it was.
+    fn make_and_keep<T>(
+        &self,
+        actor: &Actor,
+        shelf: fn(&AnalyticsCache) -> &Shelf<T>,
+        make: fn(&Ciclo, &Actor) -> CoreResult<T>,
+    ) -> CoreResult<std::sync::Arc<T>> {
+        let started = std::time::Instant::now();
+        let value = std::sync::Arc::new(make(self, actor)?);
+        let took = started.elapsed();
+        let policy = self.analytics_cache.policy();
+        shelf(&self.analytics_cache).put(&actor.workspace.id, value.clone(), took, &policy);
+        Ok(value)
+    }
+
+    /// The workspace's profiles and orders for the reports (see the module doc for when a
+    /// kept gathering is served instead of a new one).
+    fn analytics_base(&self, actor: &Actor) -> CoreResult<std::sync::Arc<Base>> {
+        self.kept_or_made(actor, |c| &c.bases, Ciclo::gather_base, "analytics")
+    }
+
+    /// Every surviving profile with its orders, and the time and zone of the report: one
+    /// read transaction (one consistent snapshot) streaming the lean rows of the profiles and
+    /// of the orders, each order attributed to its surviving profile.
     fn gather_base(&self, actor: &Actor) -> CoreResult<Base> {
         let now = self.clock.now();
         let tz: Tz = actor.workspace.time_zone.parse().unwrap_or(chrono_tz::UTC);
-        let mut customers: Vec<BaseCustomer> = Vec::new();
-        let mut index: HashMap<CustomerId, usize> = HashMap::new();
-        self.scan_customers(actor, &mut |c| {
-            index.insert(c.id.clone(), customers.len());
-            customers.push(BaseCustomer {
-                reference: CustomerRef {
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                    email: c.email.as_ref().map(|e| e.as_str().to_string()),
-                },
-                known_since: c.created_at.min(c.first_seen_at),
-                orders: Vec::new(),
-            });
-        })?;
-        // Orders of profiles merged away: found after the scan, resolved in one transaction.
-        let mut orphans: Vec<(CustomerId, Timestamp, i64)> = Vec::new();
-        self.scan_orders(actor, &mut |o| match index.get(&o.customer_id) {
-            Some(&i) => customers[i].orders.push((o.placed_at, o.total_minor)),
-            None => orphans.push((o.customer_id.clone(), o.placed_at, o.total_minor)),
-        })?;
-        if !orphans.is_empty() {
-            let mut owners: Vec<CustomerId> = orphans.iter().map(|(id, ..)| id.clone()).collect();
-            owners.sort_unstable();
-            owners.dedup();
-            let ws = actor.workspace.id.clone();
-            let roots: HashMap<CustomerId, Option<CustomerId>> = read(&*self.store, |tx| {
-                let mut roots = HashMap::with_capacity(owners.len());
-                for owner in &owners {
-                    roots.insert(owner.clone(), root_of(tx, &ws, owner)?.map(|c| c.id));
-                }
-                Ok(roots)
+        let ws = &actor.workspace.id;
+        let customers = read(&*self.store, |tx| {
+            // Started inside the closure: a transaction run again starts afresh.
+            let mut customers: Vec<BaseCustomer> = Vec::new();
+            let mut index: HashMap<CustomerId, usize> = HashMap::new();
+            tx.scan_customer_summaries(ws, &mut |c| {
+                index.insert(c.id.clone(), customers.len());
+                customers.push(BaseCustomer {
+                    known_since: c.created_at.min(c.first_seen_at),
+                    reference: CustomerRef {
+                        id: c.id,
+                        name: c.name,
+                        email: c.email,
+                    },
+                    orders: Vec::new(),
+                });
             })?;
-            for (owner, placed_at, total) in orphans {
-                let Some(Some(root)) = roots.get(&owner) else {
-                    continue;
+            // An order stored under a profile that was merged away belongs to the surviving
+            // profile at the end of the chain (merged-away profiles are few: one query).
+            let merged = crate::evaluate::MergedProfiles::load(tx, ws)?;
+            tx.scan_order_summaries(ws, &mut |o| {
+                let owner = match index.get(&o.customer_id) {
+                    Some(&i) => Some(i),
+                    None => merged
+                        .root_of(&o.customer_id)
+                        .and_then(|root| index.get(&root).copied()),
                 };
-                if let Some(&i) = index.get(root) {
-                    customers[i].orders.push((placed_at, total));
+                if let Some(i) = owner {
+                    customers[i].orders.push((o.placed_at, o.total_minor));
                 }
-            }
-        }
+            })?;
+            Ok(customers)
+        })?;
+        let mut customers = customers;
         for customer in &mut customers {
             customer.orders.sort_unstable_by_key(|(t, _)| *t);
             if let Some((first, _)) = customer.orders.first() {
                 customer.known_since = customer.known_since.min(*first);
             }
         }
-        Ok(Base { now, tz, customers })
+        Ok(Base {
+            now,
+            tz,
+            customers,
+            reports: Default::default(),
+        })
     }
 
     /// RFM scores of every customer who has ordered, the R × FM grid and the named groups.
     pub fn rfm(&self, actor: &Actor) -> CoreResult<RfmReport> {
         actor.require(Permission::ReadCustomers)?;
-        Ok(rfm_report(&*self.analytics_base(actor)?))
+        let base = self.analytics_base(actor)?;
+        Ok(base.report("rfm".into(), rfm_report))
     }
 
     /// The scored customers that `filter` keeps, biggest spenders first, `limit` (1–500) from
@@ -1104,14 +1324,16 @@ impl Ciclo {
                 format!("expected 1 to {MAX_COHORT_MONTHS} months"),
             ));
         }
-        Ok(cohort_report(&*self.analytics_base(actor)?, months))
+        let base = self.analytics_base(actor)?;
+        Ok(base.report(format!("cohorts {months}"), |b| cohort_report(b, months)))
     }
 
     /// Repeat-purchase and churn rates, average order value, purchase frequency and historic
     /// LTV, now and at the end of each of the last [`METRIC_MONTHS`] months.
     pub fn metrics(&self, actor: &Actor) -> CoreResult<BaseMetrics> {
         actor.require(Permission::ReadCustomers)?;
-        Ok(base_metrics(&*self.analytics_base(actor)?))
+        let base = self.analytics_base(actor)?;
+        Ok(base.report("metrics".into(), base_metrics))
     }
 
     /// Fits BG/NBD and Gamma-Gamma on the workspace's orders and predicts purchases, P(alive)
@@ -1126,7 +1348,10 @@ impl Ciclo {
                 format!("expected 1 to {MAX_HORIZON_MONTHS} months"),
             ));
         }
-        Ok(clv_report(&*self.analytics_base(actor)?, horizon_months))
+        let base = self.analytics_base(actor)?;
+        Ok(base.report(format!("clv {horizon_months}"), |b| {
+            clv_report(b, horizon_months)
+        }))
     }
 
     /// Lifecycle stages at `from` and at `to` (not after now) and conversion along the cycle.
@@ -1172,7 +1397,7 @@ impl Ciclo {
             api_key_id: None,
         };
         // Always gathered afresh; kept for the pages when the workspace is large.
-        let base = self.analytics_base_reusing(&actor, false)?;
+        let base = self.make_and_keep(&actor, |c| &c.bases, Ciclo::gather_base)?;
         let mut scores: HashMap<CustomerId, serde_json::Map<String, serde_json::Value>> = base
             .customers
             .iter()
@@ -1187,6 +1412,11 @@ impl Ciclo {
             }
         }
         let clv = clv_report_keeping(&base, SCORE_HORIZON_MONTHS, usize::MAX);
+        // The CLV page over the same horizon is this report cut to its top customers: left
+        // with the gathering, so the page does not fit the model again.
+        let mut page = clv.clone();
+        page.top_customers.truncate(TOP_CUSTOMERS);
+        base.report(format!("clv {SCORE_HORIZON_MONTHS}"), |_| page);
         for p in &clv.top_customers {
             if let Some(s) = scores.get_mut(&p.customer.id) {
                 s.insert("p_alive".into(), p.probability_alive.into());
@@ -1245,6 +1475,66 @@ mod tests {
         assert_eq!(nice_ceiling(500.0), 500);
         let p = probability_bands(&[0.0, 0.05, 0.95, 1.0]);
         assert_eq!((p[0].customers, p[9].customers), (2, 2));
+    }
+
+    #[test]
+    fn a_shelf_hands_out_one_refresh_at_a_time() {
+        use std::time::Duration;
+        let shelf: Shelf<u32> = Shelf::default();
+        let ws = WorkspaceId::generate(1_780_000_000_000, 1);
+        let other = WorkspaceId::generate(1_780_000_000_000, 2);
+        let fresh = ReusePolicy {
+            from: Duration::from_millis(10),
+            factor: u32::MAX,
+            max: Duration::from_secs(3_600),
+        };
+        let stale = ReusePolicy { factor: 0, ..fresh };
+        let found = |policy: &ReusePolicy| shelf.lookup(&ws, policy).map(|f| (*f.value, f.refresh));
+        // Too fast to keep: nothing kept.
+        shelf.put(
+            &ws,
+            std::sync::Arc::new(1),
+            Duration::from_millis(9),
+            &fresh,
+        );
+        assert_eq!(found(&fresh), None);
+        shelf.put(
+            &ws,
+            std::sync::Arc::new(2),
+            Duration::from_millis(10),
+            &fresh,
+        );
+        assert_eq!(found(&fresh), Some((2, false)), "fresh: no refresh");
+        assert_eq!(
+            found(&stale),
+            Some((2, true)),
+            "stale: this caller refreshes"
+        );
+        assert_eq!(found(&stale), Some((2, false)), "one refresh at a time");
+        assert_eq!(shelf.lookup(&other, &stale).map(|f| f.refresh), None);
+        // The refresh keeps a new value: it is served, and the next refresh may start.
+        shelf.put(
+            &ws,
+            std::sync::Arc::new(3),
+            Duration::from_millis(20),
+            &fresh,
+        );
+        assert_eq!(found(&stale), Some((3, false)), "still refreshing");
+        shelf.refreshed(&ws);
+        assert_eq!(found(&stale), Some((3, true)));
+        // A refresh that failed leaves the old value, and the next caller refreshes.
+        shelf.refreshed(&ws);
+        assert_eq!(found(&stale), Some((3, true)));
+        // A refresh that is fast again forgets the value: the workspace is live again.
+        shelf.put(
+            &ws,
+            std::sync::Arc::new(4),
+            Duration::from_millis(1),
+            &fresh,
+        );
+        assert_eq!(found(&stale), None);
+        shelf.refreshed(&ws);
+        assert!(shelf.slots().is_empty());
     }
 
     #[test]

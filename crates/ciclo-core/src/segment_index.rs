@@ -36,6 +36,19 @@ use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+/// Attributes a [`ciclo_store::CustomerSummary`] holds, loaded without reading whole profiles.
+const SUMMARY_ATTRIBUTES: [&str; 9] = [
+    "name",
+    "created_at",
+    "first_seen_at",
+    "last_seen_at",
+    "orders_count",
+    "total_spent",
+    "average_order_value",
+    "first_order_at",
+    "last_order_at",
+];
+
 /// Computed attributes (scores) of a page of profiles.
 type Scores = HashMap<CustomerId, Map<String, Value>>;
 
@@ -359,19 +372,20 @@ impl WorkspaceIndex {
     /// profile they were merged into. Columns are loaded separately.
     fn load_profiles(&mut self, tx: &mut dyn Tx, ws: &WorkspaceId) -> StoreResult<bool> {
         let mut all_ok = true;
-        self.scan_customers(tx, ws, false, &mut |index, customers, _| {
-            for c in customers {
-                match number(&c.id) {
-                    Some(n) => {
-                        let row = index.row_of(n);
-                        index.alive.set(row as usize, true);
-                    }
-                    None => all_ok = false,
-                }
-            }
+        let mut numbers: Vec<u128> = Vec::new();
+        tx.scan_customer_summaries(ws, &mut |c| match number(&c.id) {
+            Some(n) => numbers.push(n),
+            None => all_ok = false,
         })?;
         if !all_ok {
             return Ok(false);
+        }
+        // Newest first, so rows are found by binary search.
+        numbers.sort_unstable_by(|a, b| b.cmp(a));
+        numbers.dedup();
+        for n in numbers {
+            let row = self.row_of(n);
+            self.alive.set(row as usize, true);
         }
         if let MergedProfiles::Known { roots, .. } = MergedProfiles::load(tx, ws)? {
             for (loser, root) in roots {
@@ -385,6 +399,16 @@ impl WorkspaceIndex {
             }
         }
         Ok(true)
+    }
+
+    /// Every surviving profile's summary, through `visit` (which may add rows).
+    fn scan_summaries(
+        &mut self,
+        tx: &mut dyn Tx,
+        ws: &WorkspaceId,
+        visit: &mut dyn FnMut(&mut Self, ciclo_store::CustomerSummary),
+    ) -> StoreResult<()> {
+        tx.scan_customer_summaries(ws, &mut |summary| visit(self, summary))
     }
 
     /// Pages through the surviving profiles (with their computed attributes when asked).
@@ -438,6 +462,31 @@ impl WorkspaceIndex {
             .map(|n| (n.clone(), Column::for_attribute(n)))
             .collect();
         let tz = plan.tz;
+        let ws = plan.workspace.id.clone();
+        if names
+            .iter()
+            .all(|n| SUMMARY_ATTRIBUTES.contains(&n.as_str()))
+        {
+            // Order stats and dates: the lean summary scan is enough (no traits to parse).
+            self.scan_summaries(tx, &ws, &mut |index, summary| {
+                let Some(n) = number(&summary.id) else { return };
+                let row = index.row_of(n) as usize;
+                index.alive.set(row, true);
+                let mut customer = Customer::new(summary.id, ws.clone(), summary.created_at);
+                customer.name = summary.name;
+                customer.first_seen_at = summary.first_seen_at;
+                customer.last_seen_at = summary.last_seen_at;
+                customer.stats = summary.stats;
+                let snapshot = CustomerSnapshot::new(customer, tz);
+                for (name, column) in &mut columns {
+                    column.set(row, attribute_cell(name, &snapshot));
+                }
+            })?;
+            for (name, column) in columns {
+                self.columns.insert(name, column);
+            }
+            return Ok(());
+        }
         self.scan_customers(
             tx,
             &plan.workspace.id,

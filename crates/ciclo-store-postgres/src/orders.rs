@@ -1,11 +1,12 @@
 //! Orders and their items, and the order statistics of a set of profiles.
 
+use crate::customers::SUMMARY_BATCH;
 use crate::rows::{self, get};
 use crate::tx::{distinct_ids, sql_limit, PgTx};
 use ciclo_domain::customer::OrderStats;
 use ciclo_domain::ids::*;
 use ciclo_domain::order::{Order, OrderItem};
-use ciclo_store::StoreResult;
+use ciclo_store::{OrderSummary, StoreResult};
 use postgres::Row;
 use std::collections::HashMap;
 
@@ -241,6 +242,29 @@ fn attach_items(
         }
     }
     Ok(())
+}
+
+/// Every order of the workspace, reduced to what the whole-workspace reports sum (no items),
+/// from a portal read [`SUMMARY_BATCH`] rows at a time (see [`PgTx::stream_rows`] for failures).
+pub(crate) fn scan_order_summaries(
+    tx: &mut PgTx<'_>,
+    workspace: &WorkspaceId,
+    visit: &mut dyn FnMut(OrderSummary),
+) -> StoreResult<()> {
+    tx.stream_rows(
+        "SELECT customer_id, placed_at, total_minor FROM orders WHERE workspace_id = $1",
+        &[&workspace.as_str()],
+        SUMMARY_BATCH,
+        "order scan",
+        &mut |row| {
+            visit(OrderSummary {
+                customer_id: rows::id(&row, "customer_id", CustomerId::from_trusted)?,
+                placed_at: get(&row, "placed_at")?,
+                total_minor: get(&row, "total_minor")?,
+            });
+            Ok(())
+        },
+    )
 }
 
 pub(crate) fn order_stats_of(

@@ -125,6 +125,33 @@ impl<'a> PgTx<'a> {
         outcome
     }
 
+    /// [`Self::for_each_row`] for a scan whose rows go out to the caller as they come: the store
+    /// runs a transaction again from the start when it fails with `Retry`
+    /// (`PostgresStore::run`), and the caller would see the rows it already had twice; so once
+    /// a row was handed out, a `Retry` failure (a serialization failure, a deadlock) is reported
+    /// as a plain backend failure (`what` names the scan), and the transaction is not run again.
+    pub(crate) fn stream_rows(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+        batch: i32,
+        what: &str,
+        each: &mut dyn FnMut(Row) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        let mut visited = false;
+        let outcome = self.for_each_row(sql, params, batch, &mut |row| {
+            each(row)?;
+            visited = true;
+            Ok(())
+        });
+        match outcome {
+            Err(StoreError::Retry(reason)) if visited => {
+                Err(StoreError::Backend(format!("{what} interrupted: {reason}")))
+            }
+            other => other,
+        }
+    }
+
     /// Adds a count to the profile (when profiling), such as how many rows a statement sent.
     pub(crate) fn note(&mut self, what: &str, rows: usize) {
         if let Some(profile) = &mut self.profile {
@@ -524,6 +551,20 @@ impl Tx for PgTx<'_> {
         visit: &mut dyn FnMut(NamedEvent),
     ) -> StoreResult<()> {
         events::scan_named_events(self, workspace, query, with_properties, visit)
+    }
+    fn scan_customer_summaries(
+        &mut self,
+        workspace: &WorkspaceId,
+        visit: &mut dyn FnMut(CustomerSummary),
+    ) -> StoreResult<()> {
+        customers::scan_customer_summaries(self, workspace, visit)
+    }
+    fn scan_order_summaries(
+        &mut self,
+        workspace: &WorkspaceId,
+        visit: &mut dyn FnMut(OrderSummary),
+    ) -> StoreResult<()> {
+        orders::scan_order_summaries(self, workspace, visit)
     }
     fn merged_profiles(
         &mut self,

@@ -34,7 +34,9 @@ use crate::search::{self, Derived, SEPARATOR};
 use ciclo_domain::customer::{Customer, OrderStats};
 use ciclo_domain::ids::{CustomerId, WorkspaceId};
 use ciclo_domain::{DateTime, Timestamp};
-use ciclo_store::{CustomerCursor, CustomerQuery, CustomerSort, StoreError, StoreResult};
+use ciclo_store::{
+    CustomerCursor, CustomerQuery, CustomerSort, CustomerSummary, StoreError, StoreResult,
+};
 use rusqlite::types::{ToSql, ToSqlOutput, Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -754,6 +756,71 @@ pub(crate) fn merged_profiles(
         })
         .db()?;
     rows.collect::<rusqlite::Result<Vec<_>>>().db()
+}
+
+/// Runs `sql` and hands each row to `each` as SQLite steps through them (nothing collected).
+/// A failure once a row was handed out is never [`StoreError::Retry`]: the store would run the
+/// transaction again and the caller would see those rows twice, so a busy or locked database
+/// is then a plain failure (`what` names the scan in its message).
+pub(crate) fn stream_rows(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &str,
+    each: &mut dyn FnMut(&Row<'_>) -> rusqlite::Result<()>,
+) -> StoreResult<()> {
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    let mut rows = stmt.query(params).db()?;
+    let mut visited = false;
+    let failed = |e: StoreError, visited: bool| match e {
+        StoreError::Retry(reason) if visited => {
+            StoreError::Backend(format!("{what} interrupted: {reason}"))
+        }
+        other => other,
+    };
+    while let Some(row) = rows.next().db().map_err(|e| failed(e, visited))? {
+        each(row).db().map_err(|e| failed(e, visited))?;
+        visited = true;
+    }
+    Ok(())
+}
+
+/// Every surviving profile of the workspace, reduced to what the whole-workspace reports read
+/// (no traits, tags or phones decoded). Ordered by id so that SQLite walks the `(workspace_id,
+/// id)` index, whose order follows the table's (ids grow with time, like the rowid): 1.0 s
+/// against 1.9 s at a million profiles (sqlite3 shell) for the walk of a partial index of
+/// surviving profiles that the planner picks otherwise, which jumps around the table; and
+/// without reading other workspaces' rows, as a table scan would.
+pub(crate) fn scan_customer_summaries(
+    conn: &Connection,
+    ws: &WorkspaceId,
+    visit: &mut dyn FnMut(CustomerSummary),
+) -> StoreResult<()> {
+    stream_rows(
+        conn,
+        "SELECT id, name, email, created_at, first_seen_at, last_seen_at, orders_count,
+                total_spent_minor, first_order_at, last_order_at
+         FROM customers WHERE workspace_id = ?1 AND merged_into IS NULL ORDER BY id",
+        [ws.as_str()],
+        "profile scan",
+        &mut |row| {
+            visit(CustomerSummary {
+                id: CustomerId::from_trusted(row.get(0)?),
+                name: row.get(1)?,
+                email: row.get(2)?,
+                created_at: get_ts(row, 3)?,
+                first_seen_at: get_ts(row, 4)?,
+                last_seen_at: get_ts(row, 5)?,
+                stats: OrderStats {
+                    orders_count: row.get(6)?,
+                    total_spent_minor: row.get(7)?,
+                    first_order_at: get_opt_ts(row, 8)?,
+                    last_order_at: get_opt_ts(row, 9)?,
+                },
+            });
+            Ok(())
+        },
+    )
 }
 
 /// A statement under construction: SQL text plus its positional parameters (`?1`, `?2`…).

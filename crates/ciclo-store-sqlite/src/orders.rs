@@ -1,11 +1,12 @@
 //! Orders with their items, inserted once per external id, and order stats over profiles.
 
 use crate::codec::{get_opt_ts, get_ts, ids_json, json_strings, micros};
+use crate::customers::stream_rows;
 use crate::error::Db;
 use ciclo_domain::customer::OrderStats;
 use ciclo_domain::ids::{CustomerId, EventId, OrderId, WorkspaceId};
 use ciclo_domain::order::{Order, OrderItem};
-use ciclo_store::StoreResult;
+use ciclo_store::{OrderSummary, StoreResult};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
 
@@ -168,6 +169,32 @@ fn load_orders(
         order.items = items.remove(order.id.as_str()).unwrap_or_default();
     }
     Ok(orders)
+}
+
+/// Every order of the workspace, reduced to what the whole-workspace reports sum (no items).
+/// Ordered by id so that SQLite walks the primary key, whose order follows the table's (order
+/// ids grow with time, like the rowid): 0.5 s against 5 s at a million orders (sqlite3 shell)
+/// for the walk of `orders_by_customer` that the planner picks otherwise, which visits the
+/// table in customer order, i.e. at random.
+pub(crate) fn scan_order_summaries(
+    conn: &Connection,
+    ws: &WorkspaceId,
+    visit: &mut dyn FnMut(OrderSummary),
+) -> StoreResult<()> {
+    stream_rows(
+        conn,
+        "SELECT customer_id, placed_at, total_minor FROM orders WHERE workspace_id = ?1 ORDER BY id",
+        [ws.as_str()],
+        "order scan",
+        &mut |row| {
+            visit(OrderSummary {
+                customer_id: CustomerId::from_trusted(row.get(0)?),
+                placed_at: get_ts(row, 1)?,
+                total_minor: row.get(2)?,
+            });
+            Ok(())
+        },
+    )
 }
 
 pub(crate) fn order_stats_of(

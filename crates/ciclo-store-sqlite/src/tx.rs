@@ -12,9 +12,9 @@ use ciclo_domain::operator::{ApiKey, Membership, Operator, Role, Session, Worksp
 use ciclo_domain::order::Order;
 use ciclo_domain::Timestamp;
 use ciclo_store::{
-    CustomerComputed, CustomerQuery, DirtyCustomer, IdentityConflict, ImportRun, MergeRecord,
-    NamedEvent, NamedEventQuery, SegmentCount, SegmentRecord, StageChange, StageTransition,
-    StoreResult, TimelineQuery, Tx,
+    CustomerComputed, CustomerQuery, CustomerSummary, DirtyCustomer, IdentityConflict, ImportRun,
+    MergeRecord, NamedEvent, NamedEventQuery, OrderSummary, SegmentCount, SegmentRecord,
+    StageChange, StageTransition, StoreResult, TimelineQuery, Tx,
 };
 use rusqlite::Connection;
 use serde_json::{Map, Value};
@@ -358,6 +358,20 @@ impl Tx for SqliteTx<'_> {
             with_properties,
             visit,
         )
+    }
+    fn scan_customer_summaries(
+        &mut self,
+        workspace: &WorkspaceId,
+        visit: &mut dyn FnMut(CustomerSummary),
+    ) -> StoreResult<()> {
+        customers::scan_customer_summaries(self.conn, workspace, visit)
+    }
+    fn scan_order_summaries(
+        &mut self,
+        workspace: &WorkspaceId,
+        visit: &mut dyn FnMut(OrderSummary),
+    ) -> StoreResult<()> {
+        orders::scan_order_summaries(self.conn, workspace, visit)
     }
     fn merged_profiles(
         &mut self,

@@ -81,6 +81,10 @@ pub const STORIES: &[(&str, Story)] = &[
     ("scan_named_events_streams", scan_named_events_streams),
     ("merged_profiles_listed", merged_profiles_listed),
     (
+        "customer_and_order_summaries_stream",
+        customer_and_order_summaries_stream,
+    ),
+    (
         "customer_list_stage_and_segment_filters",
         customer_list_stage_and_segment_filters,
     ),
@@ -3213,6 +3217,15 @@ pub fn evaluation_queue(store: &dyn Store) {
         tx.mark_dirty(&a, &[cid(1), cid(4)])?;
         tx.mark_dirty(&a, &[])
     });
+    // Peeking at one workspace's marks takes nothing.
+    let mut of_a = r(store, "dirty of a", |tx| tx.dirty_of(&a, 100));
+    of_a.sort();
+    assert_eq!(of_a, vec![cid(1), cid(3), cid(4)]);
+    assert_eq!(
+        r(store, "dirty of b", |tx| tx.dirty_of(&b, 100)),
+        vec![cid(2)]
+    );
+    assert_eq!(r(store, "dirty of a, 2", |tx| tx.dirty_of(&a, 2)).len(), 2);
     let all = w(store, "take all", |tx| tx.take_dirty(100));
     assert_eq!(all.len(), 4, "one mark per customer: {all:?}");
     // Oldest call first (the marks of one call in any order).
@@ -3261,6 +3274,11 @@ pub fn evaluation_queue(store: &dyn Store) {
         vec![all[0].clone()]
     );
     w(store, "clear nothing", |tx| tx.clear_dirty(&[]));
+    assert_eq!(
+        r(store, "dirty of b after clearing", |tx| tx
+            .dirty_of(&b, 100)),
+        Vec::new()
+    );
 }
 
 /// Computed values: `set_stages` and `set_scores` each write their own columns, creating the row
@@ -3962,6 +3980,201 @@ pub fn merged_profiles_listed(store: &dyn Store) {
         r(store, "merged_profiles after undo", |tx| tx
             .merged_profiles(&ws)),
         vec![(b.id.clone(), a.id.clone())]
+    );
+}
+
+/// `scan_customer_summaries` and `scan_order_summaries`: every surviving profile of the
+/// workspace once, with its name, email, creation, first and last sighting and stored order
+/// stats (merged-away profiles left out, as `list_customers` leaves them out, and back after an
+/// undo); every order of the workspace once, those of merged-away profiles included under the
+/// profile they are stored under. Nothing of another workspace, nothing for an unknown one.
+/// Many rows (more than a backend may fetch at once) are each visited once too.
+pub fn customer_and_order_summaries_stream(store: &dyn Store) {
+    let ws = setup_workspace(store, 1);
+    let other = setup_workspace(store, 2);
+    let mut c1 = named(&ws, 1, "Ana Souza");
+    c1.email = Some(email("ana@example.com.br"));
+    c1.phone = Some(phone("+55 11 98765-4321"));
+    c1.tags = vec!["vip".into()];
+    c1.traits.insert("plan".into(), json!({"name": "gold"}));
+    c1.created_at = at_micros(10, 7);
+    c1.first_seen_at = at(5);
+    c1.last_seen_at = at_micros(900, 3);
+    c1.stats = OrderStats {
+        orders_count: 3,
+        total_spent_minor: 45_000,
+        first_order_at: Some(at(100)),
+        last_order_at: Some(at_micros(300, 9)),
+    };
+    let c2 = customer(&ws, 2);
+    let mut loser = named(&ws, 3, "Ana (anônima)");
+    loser.merged_into = Some(c1.id.clone());
+    let stranger = named(&other, 4, "Outra");
+    insert_customers(
+        store,
+        &[c2.clone(), loser.clone(), c1.clone(), stranger.clone()],
+    );
+    let orders = [
+        order(&ws, &c1.id, 1, "o-1", 10_000, 100),
+        order(&ws, &c1.id, 2, "o-2", 15_000, 200),
+        order(&ws, &loser.id, 3, "o-3", 20_000, 300),
+        order(&ws, &c2.id, 4, "o-4", 7_500, 400),
+        order(&other, &stranger.id, 5, "o-5", 99_900, 150),
+    ];
+    w(store, "insert orders", |tx| {
+        orders
+            .iter()
+            .try_for_each(|o| tx.insert_order(o).map(|_| ()))
+    });
+
+    let summary = |c: &Customer| CustomerSummary {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        email: c.email.as_ref().map(|e| e.as_str().to_string()),
+        created_at: c.created_at,
+        first_seen_at: c.first_seen_at,
+        last_seen_at: c.last_seen_at,
+        stats: c.stats.clone(),
+    };
+    let of_order = |o: &Order| OrderSummary {
+        customer_id: o.customer_id.clone(),
+        placed_at: o.placed_at,
+        total_minor: o.total_minor,
+    };
+    // Rows in a stable order (the scans promise none).
+    let in_order = |mut rows: Vec<OrderSummary>| -> Vec<OrderSummary> {
+        rows.sort_by(|a, b| {
+            (&a.customer_id, a.placed_at, a.total_minor).cmp(&(
+                &b.customer_id,
+                b.placed_at,
+                b.total_minor,
+            ))
+        });
+        rows
+    };
+    let profiles = |ws: &WorkspaceId| -> Vec<CustomerSummary> {
+        let mut rows = r(store, "scan_customer_summaries", |tx| {
+            // Started inside the closure: a transaction run again starts afresh.
+            let mut rows = Vec::new();
+            tx.scan_customer_summaries(ws, &mut |c| rows.push(c))?;
+            Ok(rows)
+        });
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        rows
+    };
+    let order_rows = |ws: &WorkspaceId| -> Vec<OrderSummary> {
+        in_order(r(store, "scan_order_summaries", |tx| {
+            let mut rows = Vec::new();
+            tx.scan_order_summaries(ws, &mut |o| rows.push(o))?;
+            Ok(rows)
+        }))
+    };
+    assert_eq!(
+        profiles(&ws),
+        vec![summary(&c1), summary(&c2)],
+        "surviving profiles only, with their fields (microseconds kept)"
+    );
+    assert_eq!(
+        profiles(&other),
+        vec![summary(&stranger)],
+        "the other workspace sees its own"
+    );
+    assert_eq!(
+        order_rows(&ws),
+        in_order(orders[..4].iter().map(of_order).collect()),
+        "every order, the merged-away profile's under its own id"
+    );
+    assert_eq!(order_rows(&other), vec![of_order(&orders[4])]);
+    assert_eq!(
+        r(store, "scans of an unknown workspace", |tx| {
+            let mut visits = 0;
+            tx.scan_customer_summaries(&ws_id(9), &mut |_| visits += 1)?;
+            tx.scan_order_summaries(&ws_id(9), &mut |_| visits += 1)?;
+            Ok(visits)
+        }),
+        0
+    );
+    // Undoing the merge brings the profile back.
+    loser.merged_into = None;
+    w(store, "undo", |tx| tx.update_customer(&loser));
+    assert_eq!(
+        profiles(&ws),
+        vec![summary(&c1), summary(&c2), summary(&loser)]
+    );
+
+    // Many: each visited once. 20,000 profiles and orders (a round number, as a backend
+    // reading in batches might), one profile in ten merged away.
+    const MANY: u64 = 20_000;
+    let many: Vec<Customer> = (0..MANY)
+        .map(|i| {
+            let mut c = named(&ws, 1_000 + i, &format!("Cliente {i}"));
+            if i % 10 == 9 {
+                c.merged_into = Some(cid(1_000 + i - 1));
+            }
+            c
+        })
+        .collect();
+    for chunk in many.chunks(2_000) {
+        w(store, "insert many customers", |tx| {
+            tx.insert_customers(chunk)
+        });
+    }
+    let many_orders: Vec<Order> = (0..MANY)
+        .map(|i| {
+            let mut o = order(
+                &ws,
+                &many[i as usize].id,
+                1_000 + i,
+                &format!("many-{i}"),
+                i as i64,
+                i as i64,
+            );
+            o.items.clear();
+            o
+        })
+        .collect();
+    for chunk in many_orders.chunks(2_000) {
+        w(store, "insert many orders", |tx| {
+            tx.insert_orders(chunk).map(|_| ())
+        });
+    }
+    let merged_away: BTreeSet<CustomerId> = many
+        .iter()
+        .filter(|c| c.merged_into.is_some())
+        .map(|c| c.id.clone())
+        .collect();
+    let (visits, distinct, merged_seen) = r(store, "scan_customer_summaries many", |tx| {
+        let mut visits = 0u64;
+        let mut ids = BTreeSet::new();
+        let mut merged_seen = 0u64;
+        tx.scan_customer_summaries(&ws, &mut |c| {
+            visits += 1;
+            merged_seen += u64::from(merged_away.contains(&c.id));
+            ids.insert(c.id);
+        })?;
+        Ok((visits, ids.len() as u64, merged_seen))
+    });
+    let surviving = 3 + MANY - MANY / 10;
+    assert_eq!(
+        (visits, distinct, merged_seen),
+        (surviving, surviving, 0),
+        "every surviving one of many, once"
+    );
+    let (visits, total) = r(store, "scan_order_summaries many", |tx| {
+        let mut visits = 0u64;
+        let mut total = 0i64;
+        tx.scan_order_summaries(&ws, &mut |o| {
+            visits += 1;
+            total += o.total_minor;
+        })?;
+        Ok((visits, total))
+    });
+    let expected_total: i64 =
+        orders[..4].iter().map(|o| o.total_minor).sum::<i64>() + (0..MANY as i64).sum::<i64>();
+    assert_eq!(
+        (visits, total),
+        (4 + MANY, expected_total),
+        "every one of many orders, once"
     );
 }
 

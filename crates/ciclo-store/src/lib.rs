@@ -348,6 +348,23 @@ pub trait Tx {
         with_properties: bool,
         visit: &mut dyn FnMut(NamedEvent),
     ) -> StoreResult<()>;
+    /// Every surviving profile of the workspace (`merged_into` is null), reduced to a
+    /// [`CustomerSummary`], handed to `visit` one at a time in no particular order: the whole
+    /// workspace is read in one statement and never held at once. Retries as for
+    /// `scan_named_events`: a failure after `visit` was called is never [`StoreError::Retry`].
+    fn scan_customer_summaries(
+        &mut self,
+        workspace: &WorkspaceId,
+        visit: &mut dyn FnMut(CustomerSummary),
+    ) -> StoreResult<()>;
+    /// Every order of the workspace (those of merged-away profiles included, under the profile
+    /// they are stored under), reduced to an [`OrderSummary`] (no items), handed to `visit` one
+    /// at a time in no particular order. Retries as for `scan_named_events`.
+    fn scan_order_summaries(
+        &mut self,
+        workspace: &WorkspaceId,
+        visit: &mut dyn FnMut(OrderSummary),
+    ) -> StoreResult<()>;
     /// Every merged-away profile of the workspace and the profile it was merged into.
     fn merged_profiles(
         &mut self,

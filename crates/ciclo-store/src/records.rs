@@ -1,6 +1,6 @@
 //! Records the store keeps that are bookkeeping rather than domain concepts, and query shapes.
 
-use ciclo_domain::customer::CustomerPatch;
+use ciclo_domain::customer::{CustomerPatch, OrderStats};
 use ciclo_domain::event::EventType;
 use ciclo_domain::identity::IdentityKey;
 use ciclo_domain::ids::*;
@@ -255,4 +255,30 @@ pub struct NamedEvent {
     pub customer_id: CustomerId,
     pub timestamp: Timestamp,
     pub properties: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What the whole-workspace reports (analytics, the home page) read of one surviving profile:
+/// who it is, when it appeared and its cached activity, without the rest of the record (no
+/// contacts but the email, no tags, no traits to parse). See [`crate::Tx::scan_customer_summaries`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerSummary {
+    pub id: CustomerId,
+    pub name: Option<String>,
+    /// The email as stored (it was validated when written).
+    pub email: Option<String>,
+    pub created_at: Timestamp,
+    pub first_seen_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    /// The order stats kept on the profile (its merge set's orders).
+    pub stats: OrderStats,
+}
+
+/// One order reduced to what the whole-workspace reports sum (see
+/// [`crate::Tx::scan_order_summaries`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderSummary {
+    /// The profile the order is stored under: a merged-away profile is named itself.
+    pub customer_id: CustomerId,
+    pub placed_at: Timestamp,
+    pub total_minor: i64,
 }

@@ -4,7 +4,7 @@
 //! "thin" on three customers). The clock stands at 2026-06-01 12:00 UTC; the workspace is in
 //! São Paulo (UTC−3), and every order is at 12:00 UTC so its local day is the UTC day.
 
-use crate::{harness, t, Harness};
+use crate::{harness, postgres_harness, t, Harness};
 use ciclo_core::analytics::{RfmFilter, CHURN_AFTER_DAYS};
 use ciclo_core::CoreError;
 use ciclo_domain::analytics::{DataSufficiency, Month, RfmSegment, ThinReason};
@@ -454,4 +454,216 @@ fn clv_on_generated_orders_is_finite() {
         .map(|c| c.predicted_value_minor.unwrap())
         .collect();
     assert!(top.windows(2).all(|w| w[0] >= w[1]));
+}
+
+/// Waits (up to a minute) until `check` holds: for what a background thread does.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn small_workspaces_always_see_the_latest_data() {
+    latest_data(&harness());
+}
+
+#[test]
+fn small_workspaces_always_see_the_latest_data_on_postgres() {
+    if let Some(h) = postgres_harness("small_workspaces_always_see_the_latest_data_on_postgres") {
+        latest_data(&h);
+    }
+}
+
+fn latest_data(h: &Harness) {
+    load(h, shop_data());
+    assert_eq!(h.app.rfm(&h.actor).unwrap().customers, 4);
+    assert_eq!(h.app.dashboard(&h.actor).unwrap().orders_total, 7);
+    load(h, vec![order("n", "n1", 20.0, "2026-05-25")]);
+    // A gathering this small is never kept: the next page sees the new order.
+    assert_eq!(h.app.rfm(&h.actor).unwrap().customers, 5);
+    assert_eq!(h.app.metrics(&h.actor).unwrap().current.orders, 8);
+    let dashboard = h.app.dashboard(&h.actor).unwrap();
+    assert_eq!((dashboard.customers_total, dashboard.orders_total), (6, 8));
+    assert_eq!(dashboard.revenue_total_minor, 33_500);
+    let month = |m: &str| {
+        let point = dashboard.months.iter().find(|p| p.month == m).unwrap();
+        (point.orders, point.revenue_minor)
+    };
+    assert_eq!(month("2026-01"), (2, 18_000));
+    assert_eq!(month("2026-05"), (2, 6_000));
+    assert_eq!(dashboard.months.last().unwrap().month, "2026-06");
+}
+
+/// A kept gathering is served as it is while fresh; once stale it is still served at once,
+/// while one regathering runs in the background and then replaces it; a regathering that is
+/// fast again (under `from`) drops it, and the pages go back to live data. The reuse policy is
+/// set so that every gathering counts as large, fresh forever or stale at once.
+#[test]
+fn a_kept_gathering_is_served_stale_while_a_fresh_one_is_made() {
+    use ciclo_core::analytics::ReusePolicy;
+    use std::time::Duration;
+    let h = harness();
+    load(&h, shop_data());
+    let kept_for_ever = ReusePolicy {
+        from: Duration::ZERO,
+        factor: u32::MAX,
+        max: Duration::from_secs(3_600),
+    };
+    h.app.set_analytics_reuse(kept_for_ever);
+    let buyers = || h.app.rfm(&h.actor).unwrap().customers;
+    let orders_on_home = || h.app.dashboard(&h.actor).unwrap().orders_total;
+    assert_eq!((buyers(), orders_on_home()), (4, 7));
+
+    load(&h, vec![order("n", "n1", 20.0, "2026-05-25")]);
+    assert_eq!(buyers(), 4, "fresh: the kept gathering");
+    assert_eq!(h.app.metrics(&h.actor).unwrap().current.orders, 7);
+    assert_eq!(h.app.cohorts(&h.actor, 6).unwrap().len(), 3);
+    assert_eq!(orders_on_home(), 7, "fresh: the kept figures");
+
+    // Stale at once: the page gets the kept gathering without waiting, and a regathering
+    // starts behind it; later pages get the new one.
+    h.app.set_analytics_reuse(ReusePolicy {
+        factor: 0,
+        ..kept_for_ever
+    });
+    assert_eq!(buyers(), 4, "stale: still served");
+    assert_eq!(orders_on_home(), 7, "stale: still served");
+    eventually("the regathering", || buyers() == 5);
+    eventually("the dashboard's refresh", || orders_on_home() == 8);
+    assert_eq!(h.app.metrics(&h.actor).unwrap().current.orders, 8);
+
+    // Gatherings under an hour are no longer kept: the next refresh of what is kept (stale at
+    // once still) drops it, and from then on every page reads live data.
+    h.app.set_analytics_reuse(ReusePolicy {
+        from: Duration::from_secs(3_600),
+        factor: 0,
+        ..kept_for_ever
+    });
+    load(&h, vec![order("o", "o1", 20.0, "2026-05-26")]);
+    eventually("the regathering", || buyers() == 6);
+    eventually("the dashboard's refresh", || orders_on_home() == 9);
+    load(&h, vec![order("p", "p1", 20.0, "2026-05-27")]);
+    assert_eq!(buyers(), 7, "live again");
+    assert_eq!(orders_on_home(), 10, "live again");
+}
+
+/// Orders of a profile merged into one that was itself merged later count for the survivor
+/// at the end of the chain, on the analytics pages and on the home page. (Written straight to
+/// the store: root ← b ← c.)
+#[test]
+fn orders_follow_a_chain_of_merges() {
+    chain_of_merges(&harness());
+}
+
+#[test]
+fn orders_follow_a_chain_of_merges_on_postgres() {
+    if let Some(h) = postgres_harness("orders_follow_a_chain_of_merges_on_postgres") {
+        chain_of_merges(&h);
+    }
+}
+
+fn chain_of_merges(h: &Harness) {
+    use ciclo_domain::customer::Customer;
+    use ciclo_domain::ids::{CustomerId, OrderId};
+    use ciclo_domain::order::Order;
+    let ws = h.actor.workspace.id.clone();
+    let at = t("2026-05-01T12:00:00Z");
+    let id = |n: u64| CustomerId::generate(1_777_000_000_000 + n, u128::from(n));
+    let root = Customer::new(id(1), ws.clone(), at);
+    let mut b = Customer::new(id(2), ws.clone(), at);
+    b.merged_into = Some(root.id.clone());
+    let mut c = Customer::new(id(3), ws.clone(), at);
+    c.merged_into = Some(b.id.clone());
+    let orders: Vec<Order> = [(&root, 5_000), (&b, 2_000), (&c, 3_000)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (owner, total))| Order {
+            id: OrderId::generate(1_777_000_000_000 + i as u64, i as u128),
+            workspace_id: ws.clone(),
+            customer_id: owner.id.clone(),
+            external_id: format!("chain-{i}"),
+            total_minor: total,
+            currency: "BRL".into(),
+            placed_at: at + chrono::Duration::days(i as i64 * 10),
+            source: "track".into(),
+            event_id: None,
+            items: Vec::new(),
+        })
+        .collect();
+    ciclo_store::write(&*h.app.store, |tx| {
+        tx.insert_customers(&[root.clone(), b.clone(), c.clone()])?;
+        tx.insert_orders(&orders).map(|_| ())
+    })
+    .unwrap();
+    let rfm = h.app.rfm(&h.actor).unwrap();
+    assert_eq!((rfm.customers, rfm.customers_without_orders), (1, 0));
+    let page = h
+        .app
+        .rfm_customers(&h.actor, &RfmFilter::default(), 0, 10)
+        .unwrap();
+    assert_eq!(page.items[0].customer.id, root.id);
+    assert_eq!(
+        (page.items[0].orders, page.items[0].total_spent_minor),
+        (3, 10_000)
+    );
+    let metrics = h.app.metrics(&h.actor).unwrap();
+    assert_eq!(
+        (metrics.current.orders, metrics.current.revenue_minor),
+        (3, 10_000)
+    );
+    let dashboard = h.app.dashboard(&h.actor).unwrap();
+    assert_eq!(
+        (
+            dashboard.customers_total,
+            dashboard.orders_total,
+            dashboard.revenue_total_minor
+        ),
+        (1, 3, 10_000)
+    );
+}
+
+/// The scores job fits the CLV model over the whole workspace; the CLV page over the same
+/// horizon is served from that fit while the gathering is kept, and must be exactly what the
+/// page would have computed itself.
+#[test]
+fn the_clv_page_reuses_the_scores_jobs_fit() {
+    use ciclo_core::analytics::{ReusePolicy, SCORE_HORIZON_MONTHS};
+    use std::time::Duration;
+    let h = harness();
+    let mut orders = Vec::new();
+    for (n, user) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
+        for k in 0..(n % 3 + 1) {
+            orders.push(order(
+                user,
+                &format!("{user}{k}"),
+                20.0 + 15.0 * (n + k) as f64,
+                &format!("2026-0{}-1{k}", k + 2),
+            ));
+        }
+    }
+    load(&h, orders);
+    let live = h.app.clv(&h.actor, SCORE_HORIZON_MONTHS).unwrap();
+    assert!(!live.top_customers.is_empty());
+    h.app.set_analytics_reuse(ReusePolicy {
+        from: Duration::ZERO,
+        factor: u32::MAX,
+        max: Duration::from_secs(3_600),
+    });
+    h.app.refresh_scores(&h.actor.workspace.id).unwrap();
+    let mut kept = h.app.clv(&h.actor, SCORE_HORIZON_MONTHS).unwrap();
+    // Only how long the fit took differs (it was the scores job's).
+    kept.fit_ms = live.fit_ms;
+    kept.bgnbd_fit_ms = live.bgnbd_fit_ms;
+    kept.gamma_gamma_fit_ms = live.gamma_gamma_fit_ms;
+    assert_eq!(kept, live);
+    // Another horizon is fitted for the page, and kept too.
+    let six = h.app.clv(&h.actor, 6).unwrap();
+    assert_eq!(six.horizon_months, 6);
+    assert_eq!(h.app.clv(&h.actor, 6).unwrap(), six);
 }

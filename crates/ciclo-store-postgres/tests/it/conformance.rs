@@ -54,6 +54,7 @@ stories!(
     named_events_windows,
     scan_named_events_streams,
     merged_profiles_listed,
+    customer_and_order_summaries_stream,
     customer_list_stage_and_segment_filters,
     delete_customer_clears_segments_and_lifecycle,
     segments_and_lifecycle_workspace_isolation,
