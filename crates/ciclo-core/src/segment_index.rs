@@ -16,7 +16,9 @@
 //! (a new segment, the scheduled pass) replace that segment's bits directly. When more than
 //! [`MAX_TOUCHED`] profiles changed since the last use (a large import, the hourly scores job)
 //! the workspace's index is dropped and rebuilt on next use, which is cheaper than re-reading
-//! them one by one.
+//! them one by one. While more than that many wait in the queue (the evaluator far behind a
+//! bulk load), an index rebuilt within the last minute is used as it is: it is then up to a
+//! minute behind, rather than every preview paying for a rebuild.
 //!
 //! With several processes on one PostgreSQL database, each keeps its own index and hears only
 //! its own evaluator: profiles another process evaluated are re-read when they change again,
@@ -54,6 +56,9 @@ type Scores = HashMap<CustomerId, Map<String, Value>>;
 
 /// Past this many changed profiles since the last use, the index is rebuilt instead.
 pub(crate) const MAX_TOUCHED: usize = 50_000;
+/// With more than [`MAX_TOUCHED`] profiles waiting in the queue, an index rebuilt this recently
+/// is used as it is rather than rebuilt again.
+const BACKLOG_REBUILD_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Profiles read per store call while loading or catching up.
 const PAGE: usize = 1_000;
 /// The attribute derived from order stats at evaluation time (it depends on `now`).
@@ -214,6 +219,8 @@ pub(crate) struct WorkspaceIndex {
     built: bool,
     /// Must be rebuilt before use (an id it cannot number, a failed catch-up, too many changes).
     overflowed: bool,
+    /// When the rows were last loaded from scratch.
+    built_at: Option<std::time::Instant>,
 }
 
 /// How long each part of getting ready took, for the benchmark and the preview's timing.
@@ -286,6 +293,7 @@ impl WorkspaceIndex {
                 return Ok(false);
             }
             self.built = true;
+            self.built_at = Some(std::time::Instant::now());
             if !attributes.is_empty() {
                 self.load_attributes(tx, plan, &attributes)?;
             }
@@ -299,14 +307,24 @@ impl WorkspaceIndex {
                 return Ok(false);
             }
             self.built = true;
+            self.built_at = Some(std::time::Instant::now());
         } else {
             // Profiles changed since the last use, and those waiting in the queue.
             let mut changed: Vec<u128> = touched.into_iter().collect();
-            changed.extend(
-                tx.dirty_of(&ws, MAX_TOUCHED as i64 + 1)?
-                    .iter()
-                    .filter_map(number),
-            );
+            let queued: Vec<u128> = tx
+                .dirty_of(&ws, MAX_TOUCHED as i64 + 1)?
+                .iter()
+                .filter_map(number)
+                .collect();
+            let recent = self
+                .built_at
+                .is_some_and(|at| at.elapsed() < BACKLOG_REBUILD_EVERY);
+            if queued.len() <= MAX_TOUCHED || !recent {
+                changed.extend(queued);
+            }
+            // Otherwise the evaluator is far behind (a bulk load): the index, rebuilt less than
+            // BACKLOG_REBUILD_EVERY ago, is at most that much behind the queued profiles, where
+            // rebuilding on every use would make every preview as slow as a first load.
             changed.sort_unstable();
             changed.dedup();
             timings.caught_up = changed.len();
