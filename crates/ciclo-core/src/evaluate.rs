@@ -198,6 +198,19 @@ impl Plan {
     /// What the scheduled pass evaluates: dynamic segments whose membership can change with
     /// time alone, and any never evaluated (a first evaluation that failed), with their
     /// dependents.
+    /// The segments a pass evaluates: `None`, the scheduled ones; `Some`, these and the
+    /// segments that include them.
+    pub fn chosen(&self, segments: Option<&[SegmentId]>) -> Vec<usize> {
+        match segments {
+            None => self.scheduled(),
+            Some(ids) => {
+                let roots: Vec<usize> =
+                    ids.iter().filter_map(|id| self.find(id.as_str())).collect();
+                self.with_dependents(&roots)
+            }
+        }
+    }
+
     pub fn scheduled(&self) -> Vec<usize> {
         let roots: Vec<usize> = (0..self.segments.len())
             .filter(|&i| {
@@ -701,14 +714,7 @@ impl Ciclo {
             }
             let (count, last) = write(&*self.store, |tx| {
                 let plan = Plan::load(tx, ws)?;
-                let chosen = match segments {
-                    None => plan.scheduled(),
-                    Some(ids) => {
-                        let roots: Vec<usize> =
-                            ids.iter().filter_map(|id| plan.find(id.as_str())).collect();
-                        plan.with_dependents(&roots)
-                    }
-                };
+                let chosen = plan.chosen(segments);
                 for &i in &chosen {
                     let id = &plan.segments[i].record.id;
                     if !evaluated.contains(id) {
@@ -718,15 +724,7 @@ impl Ciclo {
                 if chosen.is_empty() && !lifecycle {
                     return Ok((0, None));
                 }
-                let query = CustomerQuery {
-                    sort: CustomerSort::Newest,
-                    after: after.clone().map(|id| CustomerCursor {
-                        key: String::new(),
-                        id,
-                    }),
-                    limit: BATCH,
-                    ..CustomerQuery::default()
-                };
+                let query = newest_page(after.clone(), BATCH);
                 let customers = tx.list_customers(ws, &query)?;
                 let last = customers.last().map(|c| c.id.clone());
                 let count = customers.len();
@@ -776,14 +774,7 @@ impl Ciclo {
         type Moves = Vec<(SegmentId, bool, Vec<CustomerId>, Vec<CustomerId>)>;
         let computed: Option<Moves> = read(&*self.store, |tx| {
             let plan = Plan::load(tx, ws)?;
-            let chosen = match segments {
-                None => plan.scheduled(),
-                Some(ids) => {
-                    let roots: Vec<usize> =
-                        ids.iter().filter_map(|id| plan.find(id.as_str())).collect();
-                    plan.with_dependents(&roots)
-                }
-            };
+            let chosen = plan.chosen(segments);
             if chosen.is_empty() {
                 return Ok(Some(Vec::new()));
             }
@@ -792,8 +783,7 @@ impl Ciclo {
             // Every saved definition's columns, so previews and saves of similar ones are
             // fast from the first (loading is skipped for what is there already).
             let exprs: Vec<&Expr> = plan.segments.iter().filter_map(|c| c.expr()).collect();
-            let mut timings = crate::segment_index::IndexTimings::default();
-            if !slot.prepare(&mut index, tx, &plan, &exprs, &mut timings)? {
+            if !slot.prepare(&mut index, tx, &plan, &exprs)? {
                 return Ok(None);
             }
             let mut computed: HashMap<SegmentId, Bits> = HashMap::new();
@@ -847,6 +837,20 @@ impl Ciclo {
             evaluated.push(id);
         }
         Ok(Some(evaluated))
+    }
+}
+
+/// A page of surviving profiles in id order, newest first, after `after` (the keyset every
+/// whole-workspace pass pages with).
+pub(crate) fn newest_page(after: Option<CustomerId>, limit: i64) -> CustomerQuery {
+    CustomerQuery {
+        sort: CustomerSort::Newest,
+        after: after.map(|id| CustomerCursor {
+            key: String::new(),
+            id,
+        }),
+        limit,
+        ..CustomerQuery::default()
     }
 }
 
@@ -1008,8 +1012,7 @@ impl Ciclo {
             let exprs: Vec<&Expr> = plan.segments.iter().filter_map(|c| c.expr()).collect();
             let slot = self.segment_index.of(ws);
             let mut index = slot.lock();
-            let mut timings = crate::segment_index::IndexTimings::default();
-            slot.prepare(&mut index, tx, &plan, &exprs, &mut timings)?;
+            slot.prepare(&mut index, tx, &plan, &exprs)?;
             Ok(())
         })?;
         Ok(())

@@ -24,7 +24,7 @@
 //! its own evaluator: profiles another process evaluated are re-read when they change again,
 //! or when the index is rebuilt (see ARCHITECTURE.md).
 
-use crate::evaluate::{MergedProfiles, Plan};
+use crate::evaluate::{newest_page, MergedProfiles, Plan};
 use ciclo_domain::customer::{Customer, OrderStats};
 use ciclo_domain::ids::{CustomerId, SegmentId, WorkspaceId};
 use ciclo_domain::lifecycle::Stage;
@@ -33,7 +33,7 @@ use ciclo_domain::segment::{
     EventColumnBuilder, Expr, ProfileEvent,
 };
 use ciclo_domain::Timestamp;
-use ciclo_store::{CustomerCursor, CustomerQuery, CustomerSort, NamedEventQuery, StoreResult, Tx};
+use ciclo_store::{NamedEventQuery, StoreResult, Tx};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -120,7 +120,6 @@ impl IndexSlot {
         tx: &mut dyn Tx,
         plan: &Plan,
         exprs: &[&Expr],
-        timings: &mut IndexTimings,
     ) -> StoreResult<bool> {
         let (changed, overflowed) = {
             let mut changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
@@ -130,7 +129,7 @@ impl IndexSlot {
             )
         };
         index.overflowed |= overflowed;
-        let result = index.prepare(tx, plan, exprs, changed, timings);
+        let result = index.prepare(tx, plan, exprs, changed);
         if result.is_err() {
             // What was drained above is lost: start over next time.
             index.overflowed = true;
@@ -223,17 +222,6 @@ pub(crate) struct WorkspaceIndex {
     built_at: Option<std::time::Instant>,
 }
 
-/// How long each part of getting ready took, for the benchmark and the preview's timing.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct IndexTimings {
-    /// Loading what was missing (profiles, columns, events, memberships), in ms.
-    pub load_ms: f64,
-    /// Re-reading changed profiles, in ms.
-    pub catch_up_ms: f64,
-    /// Profiles re-read.
-    pub caught_up: usize,
-}
-
 fn number(id: &CustomerId) -> Option<u128> {
     id.to_u128()
 }
@@ -275,10 +263,8 @@ impl WorkspaceIndex {
         plan: &Plan,
         exprs: &[&Expr],
         touched: HashSet<u128>,
-        timings: &mut IndexTimings,
     ) -> StoreResult<bool> {
         let ws = plan.workspace.id.clone();
-        let started = std::time::Instant::now();
         if self.overflowed {
             // Rebuilt with everything it held, so that definitions in use stay fast.
             let attributes: Vec<String> = self.columns.keys().cloned().collect();
@@ -327,18 +313,15 @@ impl WorkspaceIndex {
             // rebuilding on every use would make every preview as slow as a first load.
             changed.sort_unstable();
             changed.dedup();
-            timings.caught_up = changed.len();
-            let catch_up = std::time::Instant::now();
             if changed.len() > MAX_TOUCHED {
                 self.overflowed = true;
-                return self.prepare(tx, plan, exprs, HashSet::new(), timings);
+                return self.prepare(tx, plan, exprs, HashSet::new());
             }
             for chunk in changed.chunks(PAGE) {
                 let ids: Vec<CustomerId> =
                     chunk.iter().map(|&n| CustomerId::from_u128(n)).collect();
                 self.refresh(tx, plan, &ids)?;
             }
-            timings.catch_up_ms = catch_up.elapsed().as_secs_f64() * 1e3;
         }
         let mut attributes: Vec<String> = Vec::new();
         let mut events: Vec<(String, Vec<String>)> = Vec::new();
@@ -382,7 +365,6 @@ impl WorkspaceIndex {
         for id in segments {
             self.load_segment(tx, &ws, &id)?;
         }
-        timings.load_ms = started.elapsed().as_secs_f64() * 1e3 - timings.catch_up_ms;
         Ok(true)
     }
 
@@ -439,15 +421,7 @@ impl WorkspaceIndex {
     ) -> StoreResult<()> {
         let mut after: Option<CustomerId> = None;
         loop {
-            let query = CustomerQuery {
-                sort: CustomerSort::Newest,
-                after: after.clone().map(|id| CustomerCursor {
-                    key: String::new(),
-                    id,
-                }),
-                limit: PAGE as i64,
-                ..CustomerQuery::default()
-            };
+            let query = newest_page(after.clone(), PAGE as i64);
             let page = tx.list_customers(ws, &query)?;
             let n = page.len();
             after = page.last().map(|c| c.id.clone());

@@ -3,9 +3,10 @@
 
 use crate::accounts::Actor;
 use crate::error::{CoreError, CoreResult};
-use crate::evaluate::{Evaluation, MergedProfiles, Outcome, Plan, SEGMENT_ENTERED, SEGMENT_EXITED};
+use crate::evaluate::{
+    newest_page, Evaluation, MergedProfiles, Outcome, Plan, SEGMENT_ENTERED, SEGMENT_EXITED,
+};
 use crate::identity::root_of;
-use crate::segment_index::IndexTimings;
 use crate::Ciclo;
 use ciclo_domain::customer::Customer;
 use ciclo_domain::identity::{IdentityKey, IdentityKind};
@@ -17,8 +18,7 @@ use ciclo_domain::segment::{
 };
 use ciclo_domain::{FieldError, Timestamp};
 use ciclo_store::{
-    read, write, CustomerCursor, CustomerQuery, CustomerSort, RejectedRow, SegmentCount,
-    SegmentKind, SegmentRecord, StoreError, Tx,
+    read, write, RejectedRow, SegmentCount, SegmentKind, SegmentRecord, StoreError, Tx,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -416,8 +416,7 @@ impl Ciclo {
             // The in-memory index answers for the whole workspace at once.
             let slot = self.segment_index.of(&ws);
             let mut index = slot.lock();
-            let mut timings = IndexTimings::default();
-            if slot.prepare(&mut index, tx, &plan, &[&expr], &mut timings)? {
+            if slot.prepare(&mut index, tx, &plan, &[&expr])? {
                 let members = index.evaluate(&plan, &expr, now, &HashMap::new());
                 let sample_ids = index.newest(&members, sample);
                 let mut found = tx.get_customers(&ws, &sample_ids)?;
@@ -433,15 +432,7 @@ impl Ciclo {
             let mut after: Option<CustomerId> = None;
             let mut seen = 0usize;
             loop {
-                let query = CustomerQuery {
-                    sort: CustomerSort::Newest,
-                    after: after.clone().map(|id| CustomerCursor {
-                        key: String::new(),
-                        id,
-                    }),
-                    limit: PAGE,
-                    ..CustomerQuery::default()
-                };
+                let query = newest_page(after.clone(), PAGE);
                 let page = tx.list_customers(&ws, &query)?;
                 let n = page.len();
                 seen += n;
